@@ -1,0 +1,3 @@
+from latentween.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,306 @@
+"""The model manager: finds, loads and keeps diffusion models; owns devices and dtypes.
+
+A model is named the way users of diffusers, A1111 or ComfyUI name it: a Hugging Face hub id, a
+local diffusers folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/), a
+single-file checkpoint (.safetensors / .ckpt), or `toy` (the small model shipped in the package).
+Components load one by one through diffusers/transformers `from_pretrained`, so a hub model never
+downloads parts the method does not use (the safety checker, for one).
+"""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+from urllib.parse import urlparse
+
+from latentween.errors import ModelError
+from latentween.settings import RuntimeSettings
+
+SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".bin")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass
+class ModelSource:
+    """Where a model comes from: kind is 'folder', 'single-file' or 'hub'."""
+
+    spec: str
+    kind: str
+    location: str
+
+
+@dataclass
+class Components:
+    """A loaded latent diffusion model: what the interpolation pipeline needs, nothing more."""
+
+    source: ModelSource
+    unet: Any
+    vae: Any
+    text_encoder: Any
+    tokenizer: Any
+    scheduler_config: dict
+    device: Any
+    dtype: Any
+    extras: dict = field(default_factory=dict)
+
+    @property
+    def vae_scale_factor(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def native_size(self) -> int:
+        """The short side, in pixels, the model was trained at (512 for SD 1.5)."""
+        size = self.unet.config.sample_size
+        size = size[0] if isinstance(size, (list, tuple)) else size
+        return int(size) * self.vae_scale_factor
+
+
+def toy_model_dir() -> Path:
+    return Path(__file__).resolve().parent / "toyworld" / "model"
+
+
+def resolve_model(spec: str) -> ModelSource:
+    """Decide what `spec` names, without loading anything. Raises ModelError for a bad name."""
+    if spec == "toy":
+        path = toy_model_dir()
+        if not (path / "model_index.json").is_file():
+            raise ModelError(f"the toy model is missing from this installation ({path})")
+        return ModelSource(spec, "folder", str(path))
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        if not (path / "model_index.json").is_file():
+            raise ModelError(f"model folder {spec!r} has no model_index.json: not a diffusers folder")
+        return ModelSource(spec, "folder", str(path.resolve()))
+    if path.is_file():
+        if path.suffix.lower() not in SINGLE_FILE_SUFFIXES:
+            raise ModelError(f"model file {spec!r} is not a checkpoint ({', '.join(SINGLE_FILE_SUFFIXES)})")
+        return ModelSource(spec, "single-file", str(path.resolve()))
+    if path.suffix.lower() in SINGLE_FILE_SUFFIXES or os.sep in spec.strip("/") and not _HUB_ID.match(spec):
+        raise ModelError(f"model file {spec!r} does not exist")
+    if _HUB_ID.match(spec):
+        return ModelSource(spec, "hub", spec)
+    raise ModelError(f"model {spec!r} is neither a local folder, a checkpoint file, nor a hub id like owner/name")
+
+
+def pick_device(requested: str = "auto"):
+    import torch
+
+    if requested != "auto":
+        try:
+            device = torch.device(requested)
+        except RuntimeError as exc:
+            raise ModelError(f"unknown device {requested!r}") from exc
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ModelError(f"device {requested!r} asked for, but CUDA is not available here")
+        if device.type == "mps" and not torch.backends.mps.is_available():
+            raise ModelError(f"device {requested!r} asked for, but MPS is not available here")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def pick_dtype(requested: str, device):
+    import torch
+
+    if requested != "auto":
+        return getattr(torch, requested)
+    # fp16 where it is fast and well trodden; MPS and CPU keep fp32 (fp16 VAEs give NaNs there).
+    return torch.float16 if device.type == "cuda" else torch.float32
+
+
+def configure_determinism(device) -> None:
+    """Frames are bit-identical whatever the batching (see latentween/__init__.py for MKL's part):
+    oneDNN picks convolution kernels by batch size, so the CPU uses ATen's own convolutions."""
+    import torch
+
+    if device.type == "cpu":
+        torch.backends.mkldnn.enabled = False
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+
+
+def _contiguous_input(module, args):
+    return (args[0].contiguous(),) + tuple(args[1:])
+
+
+def make_batch_invariant(model) -> None:
+    """Give convolutions and group norms plain NCHW inputs. A batch of one and a larger batch can
+    reach them in different memory layouts (a size-1 batch makes strides ambiguous), and the
+    channels-last CPU kernels reduce in another order: results would differ in the last bits."""
+    import torch
+
+    for module in model.modules():
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.GroupNorm)):
+            module.register_forward_pre_hook(_contiguous_input)
+
+
+def hub_reachable() -> bool:
+    """Whether the hub's host resolves; an offline workstation then fails fast instead of retrying."""
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False
+    from huggingface_hub import constants
+
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.getaddrinfo(host, 443)
+        return True
+    except OSError:
+        return False
+
+
+def _missing_message(spec: str, reason: str) -> str:
+    return (f"model {spec!r} is not on this machine and could not be downloaded ({reason}); "
+            f"give a local folder or .safetensors file with --model, or download it while online with "
+            f"`hf download {spec}` (set HF_HUB_OFFLINE=1 to skip network look-ups)")
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]
+
+
+def load_components(source: ModelSource, device, dtype, checkpoint_config: Optional[str] = None) -> Components:
+    """Load unet, vae, text encoder, tokenizer and scheduler config; every failure is one ModelError."""
+    import torch
+
+    _quiet_libraries()
+    try:
+        if source.kind == "single-file":
+            parts = _load_single_file(source, dtype, checkpoint_config)
+        else:
+            parts = _load_pretrained(source, dtype)
+    except ModelError:
+        raise
+    except Exception as exc:  # diffusers/transformers/hub raise many types; the user needs one line
+        from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
+
+        if isinstance(exc, (LocalEntryNotFoundError, RepositoryNotFoundError)) or "offline" in str(exc).lower():
+            raise ModelError(_missing_message(source.spec, _short(exc))) from exc
+        raise ModelError(f"cannot load model {source.spec!r}: {_short(exc)}") from exc
+    unet, vae, text_encoder, tokenizer, scheduler_config = parts
+    for module in (unet, vae, text_encoder):
+        module.to(device).eval().requires_grad_(False)
+        if device.type == "cpu":
+            make_batch_invariant(module)
+    if vae.dtype == torch.float16 and getattr(vae.config, "force_upcast", False):
+        vae.to(torch.float32)
+    return Components(source, unet, vae, text_encoder, tokenizer, dict(scheduler_config), device, dtype)
+
+
+def _quiet_libraries() -> None:
+    """Loading bars and warnings of diffusers/transformers would drown our own progress and errors."""
+    import diffusers
+    import transformers
+
+    for lib in (diffusers, transformers):
+        lib.utils.logging.set_verbosity_error()
+        lib.utils.logging.disable_progress_bar()
+
+
+def _load_pretrained(source: ModelSource, dtype):
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from transformers import AutoTokenizer, CLIPTextModel
+
+    location = source.location
+    local_only = source.kind == "folder" or not hub_reachable()
+    if source.kind == "hub":
+        _check_hub_model(source.spec, local_only)
+    common = dict(local_files_only=local_only)
+    index = _read_model_index(location, local_only)
+    if "text_encoder_2" in index:
+        raise ModelError(f"model {source.spec!r} is an SDXL-style model with two text encoders; only SD 1.x/2.x are supported so far")
+    unet = UNet2DConditionModel.from_pretrained(location, subfolder="unet", torch_dtype=dtype, **common)
+    vae = AutoencoderKL.from_pretrained(location, subfolder="vae", torch_dtype=dtype, **common)
+    text_encoder = CLIPTextModel.from_pretrained(location, subfolder="text_encoder", dtype=dtype, **common)
+    tokenizer = AutoTokenizer.from_pretrained(location, subfolder="tokenizer", **common)
+    scheduler = DDIMScheduler.from_pretrained(location, subfolder="scheduler", **common)
+    return unet, vae, text_encoder, tokenizer, scheduler.config
+
+
+def _read_model_index(location: str, local_only: bool) -> dict:
+    import json
+
+    path = Path(location) / "model_index.json"
+    if not path.is_file():
+        from huggingface_hub import hf_hub_download
+
+        path = Path(hf_hub_download(location, "model_index.json", local_files_only=local_only))
+    return json.loads(path.read_text())
+
+
+def _check_hub_model(spec: str, local_only: bool) -> None:
+    """Fail with one clear line before diffusers retries every component against an absent hub."""
+    from huggingface_hub import try_to_load_from_cache
+
+    if local_only and not isinstance(try_to_load_from_cache(spec, "model_index.json"), str):
+        raise ModelError(_missing_message(spec, "no network and not in the Hugging Face cache"))
+
+
+def _load_single_file(source: ModelSource, dtype, checkpoint_config: Optional[str]):
+    from diffusers import DDIMScheduler, StableDiffusionPipeline
+
+    kwargs: dict = dict(torch_dtype=dtype, safety_checker=None, feature_extractor=None)
+    if checkpoint_config:
+        kwargs["config"] = checkpoint_config
+    kwargs["local_files_only"] = bool(checkpoint_config) or not hub_reachable()
+    try:
+        pipe = StableDiffusionPipeline.from_single_file(source.location, **kwargs)
+    except Exception as exc:
+        if kwargs["local_files_only"] and not checkpoint_config:
+            raise ModelError(
+                f"single-file checkpoint {source.spec!r} needs its diffusers configs, which are not cached and "
+                f"cannot be downloaded here ({_short(exc)}); pass --checkpoint-config DIR with a diffusers folder "
+                f"of the same architecture") from exc
+        raise
+    scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    return pipe.unet, pipe.vae, pipe.text_encoder, pipe.tokenizer, scheduler.config
+
+
+class ModelManager:
+    """Loads models on demand and keeps the `max_loaded` most recently used ones, thread-safely."""
+
+    def __init__(self, runtime: Optional[RuntimeSettings] = None, max_loaded: int = 1):
+        self.runtime = runtime or RuntimeSettings()
+        self.device = pick_device(self.runtime.device)
+        self.dtype = pick_dtype(self.runtime.dtype, self.device)
+        configure_determinism(self.device)
+        self.max_loaded = max(1, max_loaded)
+        self._loaded: "OrderedDict[str, Components]" = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, spec: str) -> Components:
+        source = resolve_model(spec)
+        key = f"{source.kind}:{source.location}"
+        with self._lock:
+            if key in self._loaded:
+                self._loaded.move_to_end(key)
+                return self._loaded[key]
+            while len(self._loaded) >= self.max_loaded:
+                self._loaded.popitem(last=False)
+                _free_memory(self.device)
+            components = load_components(source, self.device, self.dtype, self.runtime.checkpoint_config)
+            self._loaded[key] = components
+            return components
+
+    def loaded(self) -> list[str]:
+        with self._lock:
+            return [c.source.spec for c in self._loaded.values()]
+
+
+def _free_memory(device) -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()

@@ -1,0 +1,221 @@
+"""One morph job from keyframes to a folder of frames and a manifest; used by the CLI and the daemon.
+
+The folder gets frame_00000.png ... (keyframes included) and manifest.json, each written atomically
+as soon as it is final, plus .latentween/ with each finished frame's latent. Re-running the same job
+into the same folder resumes: finished frames are kept and, since noise is seeded per frame, the
+rest come out exactly as in an uninterrupted run.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from latentween import __version__
+from latentween.errors import InputError
+from latentween.images import (Keyframe, composite_rgb, encode_png, fit, resize, to_integer, work_size,
+                               write_atomic)
+from latentween.settings import MorphSettings, RuntimeSettings, parse_size
+
+FRAME_PATTERN = "frame_{:05d}.png"
+STATE_DIR = ".latentween"
+
+
+@dataclass
+class Prepared:
+    """Keyframes fitted to the output: float (H, W, C) arrays plus the output's format."""
+
+    fitted: list[np.ndarray]
+    size: tuple[int, int]
+    channels: int
+    bit_depth: int
+
+
+def prepare_keyframes(keyframes: Sequence[Keyframe], settings: MorphSettings) -> Prepared:
+    size = parse_size(settings.size) if settings.size else keyframes[0].size
+    channels = 4 if any(k.has_alpha for k in keyframes) else 3
+    bit_depth = 8 if all(k.bit_depth == 8 for k in keyframes) else 16
+    fitted = []
+    for k in keyframes:
+        pixels = k.pixels
+        if channels == 4 and not k.has_alpha:
+            pixels = np.dstack([pixels, np.ones(pixels.shape[:2], np.float32)])
+        fitted.append(fit(pixels, size, settings.fit))
+    return Prepared(fitted, size, channels, bit_depth)
+
+
+class OutputFolder:
+    """Frames, latents and the manifest of one job, all written atomically."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.state = self.path / STATE_DIR
+
+    def check_writable(self) -> None:
+        try:
+            self.state.mkdir(parents=True, exist_ok=True)
+            probe = self.state / ".probe"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise InputError(f"output folder {str(self.path)!r} is not writable: {exc.strerror or exc}") from exc
+
+    def frame_path(self, index: int) -> Path:
+        return self.path / FRAME_PATTERN.format(index)
+
+    def latent_path(self, index: int) -> Path:
+        return self.state / f"latent_{index:05d}.safetensors"
+
+    def write_frame(self, index: int, pixels: np.ndarray) -> Path:
+        path = self.frame_path(index)
+        write_atomic(path, encode_png(pixels))
+        return path
+
+    def write_latent(self, index: int, latent) -> None:
+        from safetensors.torch import save
+
+        write_atomic(self.latent_path(index), save({"latent": latent.contiguous()}))
+
+    def write_manifest(self, manifest: dict) -> None:
+        write_atomic(self.path / "manifest.json", json.dumps(manifest, indent=2).encode())
+
+    def read_manifest(self) -> Optional[dict]:
+        try:
+            return json.loads((self.path / "manifest.json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def finished_latents(self, job_key: str, count: int) -> dict:
+        """Latents of frames a previous run of the same job finished (frame file and latent present)."""
+        from safetensors.torch import load_file
+
+        old = self.read_manifest()
+        if not old or old.get("job_key") != job_key:
+            self._forget(old)
+            return {}
+        done = {}
+        for i in range(1, count - 1):
+            if self.frame_path(i).is_file() and self.latent_path(i).is_file():
+                try:
+                    done[i] = load_file(str(self.latent_path(i)))["latent"]
+                except Exception:  # a damaged latent file just means the frame is made again
+                    continue
+        return done
+
+    def _forget(self, old: Optional[dict]) -> None:
+        """A different job ran here before: remove its frames (only files it listed) and latents."""
+        if not old:
+            return
+        for entry in old.get("frames", []):
+            name = Path(str(entry.get("file", ""))).name
+            if name and name == entry.get("file"):
+                (self.path / name).unlink(missing_ok=True)
+        shutil.rmtree(self.state, ignore_errors=True)
+        self.state.mkdir(parents=True, exist_ok=True)
+
+
+def job_key(keyframes: Sequence[Keyframe], settings: MorphSettings, extra: Optional[dict] = None) -> str:
+    """Identity of a job's result: inputs' content and every pixel-changing setting."""
+    payload = {"inputs": [k.sha256 for k in keyframes], "settings": settings.model_dump(), "extra": extra or {}}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def postprocess(image: np.ndarray, fraction: float, prepared: Prepared) -> np.ndarray:
+    """A generated work-size image -> the output's size, channels and bit depth."""
+    out = resize(image, prepared.size)
+    if prepared.channels == 4:
+        alpha = (1 - fraction) * prepared.fitted[0][:, :, 3] + fraction * prepared.fitted[1][:, :, 3]
+        # the model saw premultiplied colour (over black); store straight colour beside the alpha
+        straight = np.where(alpha[:, :, None] > 1 / 255, out / np.maximum(alpha[:, :, None], 1e-6), 0.0)
+        out = np.dstack([np.clip(straight, 0, 1), alpha])
+    return to_integer(out, prepared.bit_depth)
+
+
+def run_morph(keyframes: Sequence[Keyframe], out_dir: str | Path, settings: MorphSettings,
+              runtime: Optional[RuntimeSettings] = None, manager=None,
+              progress: Optional[Callable[[dict], None]] = None,
+              should_cancel: Optional[Callable[[], bool]] = None,
+              on_frame: Optional[Callable[[int, Path], None]] = None) -> dict:
+    """Make every frame of a morph into `out_dir`; returns the manifest. `settings.seed` must be set."""
+    from latentween.models import ModelManager
+    from latentween.pipeline import InterpolationPipeline, InterpolationRequest
+
+    # 1. Validate everything that can fail cheaply before loading a model
+    if settings.seed is None:
+        raise ValueError("settings.seed must be fixed before a job runs (MorphSettings.with_seed)")
+    runtime = runtime or RuntimeSettings()
+    started = time.perf_counter()
+    folder = OutputFolder(out_dir)
+    folder.check_writable()
+    prepared = prepare_keyframes(keyframes, settings)
+    fractions = settings.frame_fractions()
+    key = job_key(keyframes, settings)
+
+    # 2. Load the model (cached by the manager)
+    manager = manager or ModelManager(runtime)
+    components = manager.get(settings.model)
+    loaded = time.perf_counter()
+    pipe = InterpolationPipeline.from_components(components, max_batch=runtime.max_batch)
+    wsize = work_size(prepared.size, components.native_size, settings.work_size,
+                      multiple=max(8, components.vae_scale_factor))
+    work = [resize(composite_rgb(p), wsize) for p in prepared.fitted]
+
+    # 3. Keyframes are output frames as they are; resume what a previous run finished
+    previous = folder.read_manifest()
+    # DID's parents are partially denoised trajectories, which are not kept: it always starts afresh.
+    done = {} if settings.scheme.startswith("did") else folder.finished_latents(key, len(fractions))
+    manifest = _manifest(keyframes, settings, runtime, components, prepared, wsize, fractions, key)
+    for index, source in ((0, 0), (len(fractions) - 1, 1)):
+        path = folder.write_frame(index, to_integer(prepared.fitted[source], prepared.bit_depth))
+        manifest["frames"][index].update(file=path.name, source="keyframe", input=source)
+    for index in done:
+        manifest["frames"][index] = dict(previous["frames"][index], resumed=True)
+    folder.write_manifest(manifest)
+
+    # 4. Generate, writing each frame as soon as it is final
+    request = InterpolationRequest(
+        fractions=fractions, seed=settings.seed, prompt=settings.prompt, negative=settings.negative,
+        steps=settings.steps, guidance=settings.guidance, eta=settings.eta, min_noise=settings.min_noise,
+        max_noise=settings.max_noise, noise_curve=settings.noise_curve, scheme=settings.scheme)
+    for result in pipe.generate(work, request, done=done, callback=progress, should_cancel=should_cancel):
+        path = folder.write_frame(result.index, postprocess(result.image, result.fraction, prepared))
+        folder.write_latent(result.index, result.latent)
+        manifest["frames"][result.index].update(file=path.name, source="generated", **result.info)
+        manifest["unet"] = {"calls": pipe.counter.calls, "evaluations": pipe.counter.rows}
+        folder.write_manifest(manifest)
+        if on_frame is not None:
+            on_frame(result.index, path)
+
+    # 5. Final manifest
+    manifest["status"] = "complete"
+    manifest["timings"] = {"load_s": round(loaded - started, 3), "total_s": round(time.perf_counter() - started, 3),
+                           "generate_s": round(time.perf_counter() - loaded, 3)}
+    folder.write_manifest(manifest)
+    return manifest
+
+
+def _manifest(keyframes, settings, runtime, components, prepared, wsize, fractions, key) -> dict:
+    return {
+        "latentween": __version__,
+        "job_key": key,
+        "status": "running",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "inputs": [{"source": k.source, "sha256": k.sha256, "width": k.size[0], "height": k.size[1],
+                    "channels": k.pixels.shape[2], "bit_depth": k.bit_depth} for k in keyframes],
+        "settings": settings.model_dump(),
+        "runtime": runtime.model_dump(),
+        "model": {"spec": components.source.spec, "kind": components.source.kind,
+                  "location": components.source.location, "device": str(components.device),
+                  "dtype": str(components.dtype).replace("torch.", ""), "native_size": components.native_size},
+        "output": {"width": prepared.size[0], "height": prepared.size[1], "channels": prepared.channels,
+                   "bit_depth": prepared.bit_depth, "work_width": wsize[0], "work_height": wsize[1],
+                   "pattern": FRAME_PATTERN},
+        "frames": [{"index": i, "fraction": f, "file": None, "seed": settings.seed} for i, f in enumerate(fractions)],
+        "unet": {"calls": 0, "evaluations": 0},
+    }

@@ -1,0 +1,97 @@
+"""Write a complete tiny Stable-Diffusion-layout checkpoint: `python -m latentween.testing.tiny DIR`.
+
+The folder has the standard diffusers layout (model_index.json, unet/, vae/, text_encoder/,
+tokenizer/, scheduler/) with seeded random weights, so tests load it through exactly the code path
+users take with `--model DIR`. DIR/single_file.safetensors holds the same weights in the original
+LDM layout A1111 and ComfyUI users have, for the single-file loader. A 64x64 image makes an 8x8x4
+latent, as SD's 8x VAE does; a 17-frame morph takes seconds on a CPU.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+# A byte-level BPE vocabulary like CLIP's, built here: every byte as a symbol, with and without the
+# end-of-word mark, plus a few merges so the tokenizer really merges.
+_MERGES = ["d i", "di s", "dis k</w>", "r e", "re d</w>", "b l", "bl u", "blu e</w>", "t h", "th e</w>"]
+
+
+def _byte_symbols() -> list[str]:
+    """GPT-2/CLIP's printable stand-ins for the 256 byte values."""
+    keep = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    extra = iter(range(256, 512))
+    return [chr(b) if b in keep else chr(next(extra)) for b in range(256)]
+
+
+def _build_tokenizer(folder: Path):
+    from transformers import CLIPTokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    symbols = _byte_symbols()
+    vocab_list = ["<|startoftext|>", "<|endoftext|>"] + symbols + [s + "</w>" for s in symbols]
+    vocab_list += ["".join(m.split()) for m in _MERGES]
+    vocab = {token: i for i, token in enumerate(dict.fromkeys(vocab_list))}
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(_MERGES) + "\n")
+    tokenizer = CLIPTokenizer.from_pretrained(str(folder), model_max_length=16)
+    return tokenizer, len(vocab)
+
+
+def build_components(seed: int = 0) -> dict:
+    """The tiny components, each built right after torch.manual_seed(seed) so the files are reproducible."""
+    import tempfile
+
+    import torch
+    from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64), layers_per_block=2, sample_size=8, in_channels=4, out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32, attention_head_dim=8, norm_num_groups=8)
+    torch.manual_seed(seed)
+    vae = AutoencoderKL(
+        block_out_channels=(8, 16, 16, 16), in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1,
+        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+        norm_num_groups=8, sample_size=64)
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer, vocab_size = _build_tokenizer(Path(tmp))
+    torch.manual_seed(seed)
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=5, vocab_size=vocab_size,
+        max_position_embeddings=16, bos_token_id=0, eos_token_id=1, pad_token_id=1, projection_dim=32))
+    scheduler = PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                              num_train_timesteps=1000, skip_prk_steps=True, steps_offset=1, set_alpha_to_one=False)
+    return dict(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler)
+
+
+def write_tiny_checkpoint(folder: str | Path, seed: int = 0) -> Path:
+    """Write the tiny model to `folder` (diffusers layout plus single_file.safetensors)."""
+    from diffusers import StableDiffusionPipeline
+
+    from latentween.testing.single_file import write_single_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    parts = build_components(seed)
+    pipe = StableDiffusionPipeline(**parts, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe.save_pretrained(folder, safe_serialization=True)
+    write_single_file(parts["unet"], parts["vae"], parts["text_encoder"], folder / "single_file.safetensors")
+    return folder
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m latentween.testing.tiny", description=__doc__.splitlines()[0])
+    parser.add_argument("folder", help="where to write the checkpoint")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    path = write_tiny_checkpoint(args.folder, args.seed)
+    print(path, file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
