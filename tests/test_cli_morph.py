@@ -14,7 +14,7 @@ from latentween.cli import main
 
 def morph(tiny_model, a, b, out, *extra):
     return main(["morph", str(a), str(b), "--out", str(out), "--model", str(tiny_model), "--steps", "8",
-                 "--seed", "5", "--quiet", *map(str, extra)])
+                 "--seed", "5", "--candidates", "1", "--quiet", *map(str, extra)])
 
 
 def read(path):
@@ -131,7 +131,7 @@ def test_the_console_script_is_quiet_when_piped_and_says_where_the_frames_are(ti
     env = dict(os.environ)
     env.pop("TQDM_DISABLE", None)
     proc = subprocess.run([sys.executable, "-m", "latentween", "morph", *map(str, keyframe_files), "--out", str(out),
-                           "--model", str(tiny_model), "--frames", "3", "--steps", "4"],
+                           "--model", str(tiny_model), "--frames", "3", "--steps", "4", "--candidates", "1"],
                           capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == ""

@@ -1,4 +1,5 @@
-"""Classifier-free guidance around a UNet, with both halves and all frames in shared micro-batches."""
+"""Classifier-free guidance around a UNet (and an optional ControlNet), with both halves and all
+frames in shared micro-batches."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -9,7 +10,7 @@ import torch
 
 @dataclass
 class UNetCounter:
-    """How much UNet work was done: `calls` forward passes evaluating `rows` samples in all."""
+    """How much work was done: `calls` UNet forward passes evaluating `rows` samples in all."""
 
     calls: int = 0
     rows: int = 0
@@ -22,42 +23,52 @@ class GuidedDenoiser:
 
     The unconditional and conditional rows of every active sample are stacked and run through the
     UNet in chunks of at most `max_batch` rows; g == 1 skips the unconditional half and g == 0 the
-    conditional one. Inputs and outputs are float32; the UNet runs in its own dtype.
+    conditional one. A ControlNet, when given, sees the same control image in both halves
+    (METHOD.md 4) and its residuals are scaled per sample. Inputs and outputs are float32; the
+    models run in their own dtype.
     """
 
     unet: torch.nn.Module
     guidance: float
     max_batch: int
     counter: UNetCounter = field(default_factory=UNetCounter)
+    controlnet: Optional[torch.nn.Module] = None
 
     def __call__(self, z: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor,
-                 extra: Optional[dict] = None) -> torch.Tensor:
-        """z: (B, C, h, w) float32 on the UNet's device; cond, uncond: (B, L, D) text embeddings."""
+                 control: Optional[torch.Tensor] = None, control_scale: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """z: (B, C, h, w); cond, uncond: (B, L, D); control: (B, 3, H, W) in [0, 1]; control_scale: (B,)."""
         halves = []
         if self.guidance != 1.0:
             halves.append(uncond)
         if self.guidance != 0.0:
             halves.append(cond)
-        n = z.shape[0]
-        latents = torch.cat([z] * len(halves))
-        context = torch.cat(halves)
-        out = self.run(latents, t, context, extra)
-        if len(halves) == 1:
+        n, k = z.shape[0], len(halves)
+        rows = dict(latents=torch.cat([z] * k), context=torch.cat(halves))
+        if control is not None and self.controlnet is not None:
+            rows.update(control=torch.cat([control] * k), scale=torch.cat([control_scale] * k))
+        out = torch.cat([self._run(t, **{key: v[lo:lo + self.max_batch] for key, v in rows.items()})
+                         for lo in range(0, n * k, self.max_batch)])
+        if k == 1:
             return out
         out_uncond, out_cond = out[:n], out[n:]
         return out_uncond + self.guidance * (out_cond - out_uncond)
 
-    def run(self, latents: torch.Tensor, t: torch.Tensor, context: torch.Tensor, extra: Optional[dict]) -> torch.Tensor:
-        dtype = self.unet.dtype
-        device = self.unet.device
-        outs = []
-        for lo in range(0, latents.shape[0], self.max_batch):
-            hi = lo + self.max_batch
-            sample = latents[lo:hi].to(device, dtype)
-            hidden = context[lo:hi].to(device, dtype)
-            with torch.inference_mode():
-                pred = self.unet(sample, t.to(device), encoder_hidden_states=hidden, return_dict=False)[0]
-            self.counter.calls += 1
-            self.counter.rows += sample.shape[0]
-            outs.append(pred.float())
-        return torch.cat(outs)
+    def _run(self, t: torch.Tensor, latents: torch.Tensor, context: torch.Tensor,
+             control: Optional[torch.Tensor] = None, scale: Optional[torch.Tensor] = None) -> torch.Tensor:
+        dtype, device = self.unet.dtype, self.unet.device
+        sample = latents.to(device, dtype)
+        hidden = context.to(device, dtype)
+        residuals = {}
+        with torch.inference_mode():
+            if control is not None:
+                down, mid = self.controlnet(sample, t.to(device), encoder_hidden_states=hidden,
+                                            controlnet_cond=control.to(device, dtype), conditioning_scale=1.0,
+                                            return_dict=False)
+                s = scale.to(device, dtype).view(-1, 1, 1, 1)
+                residuals = dict(down_block_additional_residuals=[d * s for d in down],
+                                 mid_block_additional_residual=mid * s)
+                self.counter.controlnet_calls += 1
+            pred = self.unet(sample, t.to(device), encoder_hidden_states=hidden, return_dict=False, **residuals)[0]
+        self.counter.calls += 1
+        self.counter.rows += sample.shape[0]
+        return pred.float()

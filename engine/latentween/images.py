@@ -133,26 +133,35 @@ def resize(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.clip(out, 0.0, 1.0)
 
 
-def fit(pixels: np.ndarray, size: tuple[int, int], mode: str) -> np.ndarray:
-    """Fit a keyframe to the output size (W, H) by `cover`, `contain` or `stretch`."""
-    w, h = size
-    src_h, src_w = pixels.shape[:2]
+def fit_transform(src: tuple[int, int], dst: tuple[int, int], mode: str) -> tuple[float, float, int, int, int, int]:
+    """Geometry of `fit`: a source point (x, y) lands at (x * sx + ox, y * sy + oy) in the output.
+    Returns (sx, sy, ox, oy, scaled_w, scaled_h); used for pixels and for pose keypoints alike."""
+    (src_w, src_h), (w, h) = src, dst
     if mode == "stretch" or (src_w, src_h) == (w, h):
-        return resize(pixels, (w, h))
+        return w / src_w, h / src_h, 0, 0, w, h
     if mode == "cover":
         scale = max(w / src_w, h / src_h)
         sw, sh = max(w, round(src_w * scale)), max(h, round(src_h * scale))
-        scaled = resize(pixels, (sw, sh))
-        x0, y0 = (sw - w) // 2, (sh - h) // 2
-        return scaled[y0:y0 + h, x0:x0 + w]
+        return sw / src_w, sh / src_h, -((sw - w) // 2), -((sh - h) // 2), sw, sh
     if mode == "contain":
         scale = min(w / src_w, h / src_h)
         sw, sh = min(w, max(1, round(src_w * scale))), min(h, max(1, round(src_h * scale)))
-        canvas = np.zeros((h, w, pixels.shape[2]), np.float32)
-        x0, y0 = (w - sw) // 2, (h - sh) // 2
-        canvas[y0:y0 + sh, x0:x0 + sw] = resize(pixels, (sw, sh))
-        return canvas
+        return sw / src_w, sh / src_h, (w - sw) // 2, (h - sh) // 2, sw, sh
     raise ValueError(f"unknown fit {mode!r}")
+
+
+def fit(pixels: np.ndarray, size: tuple[int, int], mode: str) -> np.ndarray:
+    """Fit a keyframe to the output size (W, H) by `cover`, `contain` or `stretch`."""
+    w, h = size
+    _, _, ox, oy, sw, sh = fit_transform((pixels.shape[1], pixels.shape[0]), size, mode)
+    scaled = resize(pixels, (sw, sh))
+    if (sw, sh) == (w, h):
+        return scaled
+    if ox <= 0 and oy <= 0:  # cover: crop the middle
+        return scaled[-oy:-oy + h, -ox:-ox + w]
+    canvas = np.zeros((h, w, pixels.shape[2]), np.float32)  # contain: black or transparent bars
+    canvas[oy:oy + sh, ox:ox + sw] = scaled
+    return canvas
 
 
 def work_size(size: tuple[int, int], native: int, requested: int | None = None, multiple: int = 8) -> tuple[int, int]:

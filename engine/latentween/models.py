@@ -245,6 +245,50 @@ def _check_hub_model(spec: str, local_only: bool) -> None:
         raise ModelError(_missing_message(spec, "no network and not in the Hugging Face cache"))
 
 
+def hub_file(repo: str, filename: str, what: str, flag: str) -> str:
+    """A file of a hub repo from the cache or a download; one clear error when neither works."""
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+
+    cached = try_to_load_from_cache(repo, filename)
+    if isinstance(cached, str):
+        return cached
+    if not _HUB_ID.match(repo):
+        raise ModelError(f"{what} {repo!r} is neither a local path nor a hub id like owner/name")
+    if not hub_reachable():
+        raise ModelError(f"{what} {repo!r} is not on this machine and cannot be downloaded (no network); "
+                         f"give a local path with {flag}, or download it while online with `hf download {repo} {filename}`")
+    try:
+        return hf_hub_download(repo, filename)
+    except Exception as exc:
+        raise ModelError(f"cannot download {what} {repo}/{filename}: {_short(exc)}") from exc
+
+
+def load_controlnet(spec: str, device, dtype):
+    """An OpenPose ControlNet from a hub id, a diffusers folder or a single file."""
+    from diffusers import ControlNetModel
+
+    _quiet_libraries()
+    path = Path(spec).expanduser()
+    try:
+        if path.is_file():
+            model = ControlNetModel.from_single_file(str(path), torch_dtype=dtype)
+        elif path.is_dir() or not _HUB_ID.match(spec):
+            if not (path / "config.json").is_file():
+                raise ModelError(f"ControlNet {spec!r} is not a diffusers ControlNet folder or file")
+            model = ControlNetModel.from_pretrained(str(path), torch_dtype=dtype)
+        else:
+            hub_file(spec, "config.json", "ControlNet", "--controlnet")
+            model = ControlNetModel.from_pretrained(spec, torch_dtype=dtype, local_files_only=not hub_reachable())
+    except ModelError:
+        raise
+    except Exception as exc:
+        raise ModelError(f"cannot load ControlNet {spec!r}: {_short(exc)}") from exc
+    model.to(device).eval().requires_grad_(False)
+    if device.type == "cpu":
+        make_batch_invariant(model)
+    return model
+
+
 def _load_single_file(source: ModelSource, dtype, checkpoint_config: Optional[str]):
     from diffusers import DDIMScheduler, StableDiffusionPipeline
 
@@ -274,26 +318,46 @@ class ModelManager:
         self.dtype = pick_dtype(self.runtime.dtype, self.device)
         configure_determinism(self.device)
         self.max_loaded = max(1, max_loaded)
-        self._loaded: "OrderedDict[str, Components]" = OrderedDict()
+        self._loaded: "dict[str, OrderedDict[str, Any]]" = {}
         self._lock = threading.Lock()
 
     def get(self, spec: str) -> Components:
+        """The diffusion model named `spec` (hub id, folder, single file or 'toy')."""
         source = resolve_model(spec)
-        key = f"{source.kind}:{source.location}"
-        with self._lock:
-            if key in self._loaded:
-                self._loaded.move_to_end(key)
-                return self._loaded[key]
-            while len(self._loaded) >= self.max_loaded:
-                self._loaded.popitem(last=False)
-                _free_memory(self.device)
-            components = load_components(source, self.device, self.dtype, self.runtime.checkpoint_config)
-            self._loaded[key] = components
-            return components
+        return self._cached("model", f"{source.kind}:{source.location}", lambda: load_components(
+            source, self.device, self.dtype, self.runtime.checkpoint_config))
 
-    def loaded(self) -> list[str]:
+    def controlnet(self, spec: str):
+        return self._cached("controlnet", spec, lambda: load_controlnet(spec, self.device, self.dtype))
+
+    def clip(self, spec: str):
+        from latentween.ranking import ClipRanker
+
+        return self._cached("clip", spec, lambda: ClipRanker.load(spec, self.device))
+
+    def pose_detector(self, spec: str):
+        from latentween.pose import PoseDetector
+
+        return self._cached("pose", spec, lambda: PoseDetector.load(spec, self.device))
+
+    def _cached(self, kind: str, key: str, load):
+        """LRU per kind of model: at most `max_loaded` of each stay loaded."""
         with self._lock:
-            return [c.source.spec for c in self._loaded.values()]
+            cache = self._loaded.setdefault(kind, OrderedDict())
+            if key in cache:
+                cache.move_to_end(key)
+                return cache[key]
+            while len(cache) >= self.max_loaded:
+                cache.popitem(last=False)
+                _free_memory(self.device)
+            cache[key] = value = load()
+            return value
+
+    def loaded(self, kind: str = "model") -> list[str]:
+        """Specs of the loaded models of one kind, least recently used first."""
+        with self._lock:
+            cache = self._loaded.get(kind, {})
+            return [v.source.spec if isinstance(v, Components) else k for k, v in cache.items()]
 
 
 def _free_memory(device) -> None:

@@ -82,6 +82,14 @@ class OutputFolder:
 
         write_atomic(self.latent_path(index), save({"latent": latent.contiguous()}))
 
+    def write_pose(self, index: int, pose, size: tuple[int, int]) -> None:
+        """pose_00000.png (the skeleton the ControlNet saw, at the output size) and pose_00000.json."""
+        from latentween.pose import render_pose
+
+        stem = Path(FRAME_PATTERN.format(index)).stem.replace("frame", "pose")
+        write_atomic(self.path / f"{stem}.png", encode_png(render_pose(pose, size)))
+        write_atomic(self.path / f"{stem}.json", json.dumps(pose.to_openpose_json()).encode())
+
     def write_manifest(self, manifest: dict) -> None:
         write_atomic(self.path / "manifest.json", json.dumps(manifest, indent=2).encode())
 
@@ -141,8 +149,14 @@ def run_morph(keyframes: Sequence[Keyframe], out_dir: str | Path, settings: Morp
               runtime: Optional[RuntimeSettings] = None, manager=None,
               progress: Optional[Callable[[dict], None]] = None,
               should_cancel: Optional[Callable[[], bool]] = None,
-              on_frame: Optional[Callable[[int, Path], None]] = None) -> dict:
-    """Make every frame of a morph into `out_dir`; returns the manifest. `settings.seed` must be set."""
+              on_frame: Optional[Callable[[int, Path], None]] = None,
+              chooser: Optional[Callable] = None, cache=None) -> dict:
+    """Make every frame of a morph into `out_dir`; returns the manifest. `settings.seed` must be set.
+
+    `chooser(frame, images) -> (index, scores)` picks among a frame's candidates when there are
+    several; by default CLIP ranks them (METHOD.md 5). The daemon passes its own for choose=manual.
+    `cache` is where inverted prompts are kept (an inversion.EmbeddingCache; default: the user cache).
+    """
     from latentween.models import ModelManager
     from latentween.pipeline import InterpolationPipeline, InterpolationRequest
 
@@ -166,7 +180,15 @@ def run_morph(keyframes: Sequence[Keyframe], out_dir: str | Path, settings: Morp
                       multiple=max(8, components.vae_scale_factor))
     work = [resize(composite_rgb(p), wsize) for p in prepared.fitted]
 
-    # 3. Keyframes are output frames as they are; resume what a previous run finished
+    # 3. Conditioning: inverted prompts, poses and their ControlNet, the candidate chooser
+    from latentween.conditioning import prepare_conditioning
+
+    cond = prepare_conditioning(pipe, components, manager, settings, keyframes,
+                                [composite_rgb(p) for p in prepared.fitted], work, prepared.size, wsize,
+                                cache=cache, progress=progress, should_cancel=should_cancel, chooser=chooser)
+    pipe.controlnet = cond.controlnet
+
+    # 4. Keyframes are output frames as they are; resume what a previous run finished
     previous = folder.read_manifest()
     # DID's parents are partially denoised trajectories, which are not kept: it always starts afresh.
     done = {} if settings.scheme.startswith("did") else folder.finished_latents(key, len(fractions))
@@ -176,14 +198,22 @@ def run_morph(keyframes: Sequence[Keyframe], out_dir: str | Path, settings: Morp
         manifest["frames"][index].update(file=path.name, source="keyframe", input=source)
     for index in done:
         manifest["frames"][index] = dict(previous["frames"][index], resumed=True)
+    manifest["conditioning"] = cond.report
+    if cond.track is not None:
+        for index, fraction in enumerate(fractions):
+            folder.write_pose(index, cond.track.at(fraction), prepared.size)
     folder.write_manifest(manifest)
 
-    # 4. Generate, writing each frame as soon as it is final
+    # 5. Generate, writing each frame as soon as it is final
     request = InterpolationRequest(
         fractions=fractions, seed=settings.seed, prompt=settings.prompt, negative=settings.negative,
         steps=settings.steps, guidance=settings.guidance, eta=settings.eta, min_noise=settings.min_noise,
-        max_noise=settings.max_noise, noise_curve=settings.noise_curve, scheme=settings.scheme)
-    for result in pipe.generate(work, request, done=done, callback=progress, should_cancel=should_cancel):
+        max_noise=settings.max_noise, noise_curve=settings.noise_curve, scheme=settings.scheme,
+        candidates=candidate_counter(settings.candidates), text=cond.text, control=cond.control)
+    generate = dict(done=done, callback=progress, should_cancel=should_cancel)
+    if cond.chooser is not None:
+        generate["chooser"] = cond.chooser
+    for result in pipe.generate(work, request, **generate):
         path = folder.write_frame(result.index, postprocess(result.image, result.fraction, prepared))
         folder.write_latent(result.index, result.latent)
         manifest["frames"][result.index].update(file=path.name, source="generated", **result.info)
@@ -192,12 +222,19 @@ def run_morph(keyframes: Sequence[Keyframe], out_dir: str | Path, settings: Morp
         if on_frame is not None:
             on_frame(result.index, path)
 
-    # 5. Final manifest
+    # 6. Final manifest
     manifest["status"] = "complete"
     manifest["timings"] = {"load_s": round(loaded - started, 3), "total_s": round(time.perf_counter() - started, 3),
                            "generate_s": round(time.perf_counter() - loaded, 3)}
     folder.write_manifest(manifest)
     return manifest
+
+
+def candidate_counter(fixed: Optional[int]) -> Callable[[int], int]:
+    """Candidates per level: a fixed number, or the reference schedule (METHOD.md 5)."""
+    from latentween.plan import reference_candidates
+
+    return (lambda level: fixed) if fixed else reference_candidates
 
 
 def _manifest(keyframes, settings, runtime, components, prepared, wsize, fractions, key) -> dict:

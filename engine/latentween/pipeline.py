@@ -56,6 +56,11 @@ class InterpolationRequest:
     noise_curve: str = "linear"
     scheme: str = "ours"
     candidates: Callable[[int], int] = field(default=lambda level: 1)
+    # Conditioning (METHOD.md 3-4): the keyframes' prompt embeddings and the shared negative, e.g.
+    # from textual inversion (None: encode `prompt`/`negative`); and per frame fraction the ControlNet
+    # input (float (H, W, 3) in [0, 1]) with its scale (None: no ControlNet).
+    text: Optional[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = None
+    control: Optional[Callable[[float], tuple[np.ndarray, float]]] = None
 
 
 Chooser = Callable[[PlannedFrame, list[np.ndarray]], tuple[int, list[float]]]
@@ -69,21 +74,21 @@ def first_candidate(frame: PlannedFrame, images: list[np.ndarray]) -> tuple[int,
 class InterpolationPipeline:
     """Components in, frames out. `max_batch` bounds the rows of every UNet and VAE call."""
 
-    def __init__(self, unet, vae, text_encoder, tokenizer, scheduler, *, max_batch: int = 8):
+    def __init__(self, unet, vae, text_encoder, tokenizer, scheduler, *, controlnet=None, max_batch: int = 8):
         self.unet, self.vae, self.text_encoder, self.tokenizer = unet, vae, text_encoder, tokenizer
-        self.scheduler = scheduler
+        self.scheduler, self.controlnet = scheduler, controlnet
         self.max_batch = max_batch
         self.counter = UNetCounter()
         self.device = unet.device
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
 
     @classmethod
-    def from_components(cls, components, *, max_batch: int = 8) -> "InterpolationPipeline":
+    def from_components(cls, components, *, controlnet=None, max_batch: int = 8) -> "InterpolationPipeline":
         from diffusers import DDIMScheduler
 
         scheduler = DDIMScheduler.from_config(components.scheduler_config)
         return cls(components.unet, components.vae, components.text_encoder, components.tokenizer, scheduler,
-                   max_batch=max_batch)
+                   controlnet=controlnet, max_batch=max_batch)
 
     # -- the pieces ---------------------------------------------------------------------------
 
@@ -157,7 +162,11 @@ class InterpolationPipeline:
         keys = self.encode_images(images)
         latents: dict[int, torch.Tensor] = {0: keys[0], last: keys[1]}
         latents.update({i: z.to(self.device, torch.float32) for i, z in done.items()})
-        cond, uncond = self.encode_text([request.prompt, request.negative]).chunk(2)
+        if request.text is not None:
+            text = tuple(x.to(self.device, torch.float32) for x in request.text)
+        else:
+            cond, negative = self.encode_text([request.prompt, request.negative])
+            text = (cond, cond, negative)
 
         # 3. Plan the recursion and its noise levels
         plan = make_plan(fractions, request.min_noise, request.max_noise, request.noise_curve)
@@ -165,7 +174,7 @@ class InterpolationPipeline:
         total = sum(self._sample_steps(level, request) for level in todo)
         progress = {"done": 0, "total": total, "stage": "denoising", "levels": len(plan)}
         trajectories: dict[int, dict[int, torch.Tensor]] = {}  # DID only: frame -> {ddim index: latent}
-        denoiser = GuidedDenoiser(self.unet, request.guidance, self.max_batch, self.counter)
+        denoiser = GuidedDenoiser(self.unet, request.guidance, self.max_batch, self.counter, self.controlnet)
 
         # 4. Each level: add noise, interpolate, denoise, decode, choose
         for level_number, level in enumerate(todo, start=1):
@@ -179,7 +188,8 @@ class InterpolationPipeline:
             if request.scheme == "interpolate-only":
                 z0, captured = z_t, [{} for _ in candidates]
             else:
-                z0, captured = self._denoise(candidates, z_t, denoiser, cond, uncond, plan, request,
+                conditioning = self.frame_conditioning(candidates, fractions, text, request)
+                z0, captured = self._denoise(candidates, z_t, denoiser, conditioning, plan, request,
                                              progress, callback, should_cancel)
             images_out = self.decode_latents(z0)
             seconds = (time.perf_counter() - started) / len(level)
@@ -236,7 +246,22 @@ class InterpolationPipeline:
         eps = randn(latents[0].shape, frame_generator(request.seed, 0.0, 0, stream)).to(self.device)
         return add_noise(latents[index], eps, self.alpha_bar(k))
 
-    def _denoise(self, candidates, z_t, denoiser, cond, uncond, plan, request, progress, callback, should_cancel):
+    def frame_conditioning(self, candidates: list[Candidate], fractions: list[float], text, request) -> dict:
+        """Per candidate: slerp of the keyframes' prompt embeddings at the frame's fraction with the
+        negative fixed (METHOD.md 3), and the interpolated pose with its scale (METHOD.md 4)."""
+        f = torch.tensor([fractions[c.frame.index] for c in candidates], dtype=torch.float64)
+        n = len(candidates)
+        out = {"cond": slerp(text[0].expand(n, -1, -1), text[1].expand(n, -1, -1), f),
+               "uncond": text[2].expand(n, -1, -1)}
+        if request.control is not None and self.controlnet is not None:
+            per_frame = {c.frame.index: request.control(fractions[c.frame.index]) for c in candidates}
+            images = [per_frame[c.frame.index][0] for c in candidates]
+            out["control"] = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).to(self.device)
+            out["control_scale"] = torch.tensor([per_frame[c.frame.index][1] for c in candidates],
+                                                dtype=torch.float32, device=self.device)
+        return out
+
+    def _denoise(self, candidates, z_t, denoiser, conditioning, plan, request, progress, callback, should_cancel):
         n = len(candidates)
         capture = None
         if request.scheme.startswith("did"):
@@ -250,8 +275,13 @@ class InterpolationPipeline:
         if request.eta > 0:
             generators = [frame_generator(request.seed, request.fractions[c.frame.index], c.number, "eta") for c in candidates]
 
+        index = {}
+
         def model(z, t, rows):
-            return denoiser(z, t, cond.expand(len(rows), -1, -1), uncond.expand(len(rows), -1, -1))
+            key = tuple(rows)
+            if key not in index:
+                index[key] = torch.tensor(rows, device=self.device)
+            return denoiser(z, t, **{name: v[index[key]] for name, v in conditioning.items()})
 
         def step(info):
             if should_cancel is not None and should_cancel():

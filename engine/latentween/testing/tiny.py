@@ -4,7 +4,9 @@ The folder has the standard diffusers layout (model_index.json, unet/, vae/, tex
 tokenizer/, scheduler/) with seeded random weights, so tests load it through exactly the code path
 users take with `--model DIR`. DIR/single_file.safetensors holds the same weights in the original
 LDM layout A1111 and ComfyUI users have, for the single-file loader. A 64x64 image makes an 8x8x4
-latent, as SD's 8x VAE does; a 17-frame morph takes seconds on a CPU.
+latent, as SD's 8x VAE does; a 17-frame morph takes seconds on a CPU. Beside the model: a tiny
+OpenPose ControlNet (controlnet/), a tiny open_clip model (clip/) and a randomly initialised
+OpenPose body network (openpose/body_pose_model.pth), each in its real on-disk format.
 """
 from __future__ import annotations
 
@@ -68,8 +70,66 @@ def build_components(seed: int = 0) -> dict:
     return dict(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler)
 
 
+def build_controlnet(unet, seed: int = 0):
+    """An OpenPose-style ControlNet for the tiny UNet. from_unet zero-initialises the residual
+    convolutions, which would make it a no-op; small random ones make its effect testable."""
+    import torch
+    from diffusers import ControlNetModel
+
+    controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(8, 16, 16, 16))
+    torch.manual_seed(seed)
+    for conv in [*controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block,
+                 controlnet.controlnet_cond_embedding.conv_out]:
+        torch.nn.init.normal_(conv.weight, std=0.05)
+        torch.nn.init.zeros_(conv.bias)
+    return controlnet
+
+
+CLIP_CONFIG = {
+    "model_cfg": {
+        "embed_dim": 32,
+        "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "head_width": 32, "patch_size": 8},
+        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
+    },
+    "preprocess_cfg": {"mean": [0.48145466, 0.4578275, 0.40821073], "std": [0.26862954, 0.26130258, 0.27577711]},
+}
+
+
+def write_clip(folder: Path, seed: int = 0) -> Path:
+    """A tiny open_clip model in open_clip's folder layout (open_clip_config.json + safetensors)."""
+    import torch
+    from open_clip.model import CLIP
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    cfg = CLIP_CONFIG["model_cfg"]
+    model = CLIP(cfg["embed_dim"], cfg["vision_cfg"], cfg["text_cfg"])
+    (folder / "open_clip_config.json").write_text(json.dumps(CLIP_CONFIG, indent=2))
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "open_clip_model.safetensors"))
+    return folder
+
+
+def write_openpose(folder: Path, seed: int = 0) -> Path:
+    """controlnet_aux's OpenPose body network with random weights, saved as body_pose_model.pth the way
+    the original file stores it (keys without the sub-model prefix; fp16 to halve the 200 MB)."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from controlnet_aux.open_pose.model import bodypose_model
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    state = bodypose_model().state_dict()
+    torch.save({k.split(".", 1)[1]: v.half() for k, v in state.items()}, folder / "body_pose_model.pth")
+    return folder
+
+
 def write_tiny_checkpoint(folder: str | Path, seed: int = 0) -> Path:
-    """Write the tiny model to `folder` (diffusers layout plus single_file.safetensors)."""
+    """Write the tiny model to `folder` (diffusers layout plus single_file.safetensors), and beside it
+    controlnet/, clip/ and openpose/ for --controlnet, --clip-model and --pose-model."""
     from diffusers import StableDiffusionPipeline
 
     from latentween.testing.single_file import write_single_file
@@ -80,6 +140,9 @@ def write_tiny_checkpoint(folder: str | Path, seed: int = 0) -> Path:
     pipe = StableDiffusionPipeline(**parts, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     pipe.save_pretrained(folder, safe_serialization=True)
     write_single_file(parts["unet"], parts["vae"], parts["text_encoder"], folder / "single_file.safetensors")
+    build_controlnet(parts["unet"], seed).save_pretrained(folder / "controlnet", safe_serialization=True)
+    write_clip(folder / "clip", seed)
+    write_openpose(folder / "openpose", seed)
     return folder
 
 
