@@ -23,6 +23,7 @@ class Conditioning:
     control: Optional[Callable[[float], tuple[np.ndarray, float]]] = None
     controlnet: object = None
     track: object = None
+    alignment: object = None
     chooser: Optional[Callable] = None
     report: dict = field(default_factory=dict)
 
@@ -55,6 +56,13 @@ def prepare_conditioning(pipe, components, manager, settings: MorphSettings, key
         cond.text = _inverted_text(pipe, components, settings, work, cache, progress, should_cancel, cond.report)
     if settings.pose != "none":
         _prepare_pose(cond, pipe, components, manager, settings, keyframes, fitted_rgb, output_size, work_size)
+    if settings.align != "none":
+        from latentween.alignment_sources import prepare_alignment
+
+        cond.alignment, cond.report["alignment"] = prepare_alignment(
+            pipe, settings, keyframes, work, cond.text, cond.track, output_size, work_size)
+        if cond.alignment is None:
+            log.warning("alignment: %s; interpolating without it", cond.report["alignment"].get("warning"))
     return cond
 
 

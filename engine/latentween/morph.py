@@ -209,7 +209,8 @@ def run_morph(keyframes: Sequence[Keyframe], out_dir: str | Path, settings: Morp
         fractions=fractions, seed=settings.seed, prompt=settings.prompt, negative=settings.negative,
         steps=settings.steps, guidance=settings.guidance, eta=settings.eta, min_noise=settings.min_noise,
         max_noise=settings.max_noise, noise_curve=settings.noise_curve, scheme=settings.scheme,
-        candidates=candidate_counter(settings.candidates), text=cond.text, control=cond.control)
+        candidates=candidate_counter(settings.candidates), text=cond.text, control=cond.control,
+        alignment=cond.alignment)
     generate = dict(done=done, callback=progress, should_cancel=should_cancel)
     if cond.chooser is not None:
         generate["chooser"] = cond.chooser

@@ -14,6 +14,7 @@ from typing import Callable, Iterator, Optional, Sequence
 import numpy as np
 import torch
 
+from latentween.align import warp_parents
 from latentween.errors import Cancelled
 from latentween.guidance import GuidedDenoiser, UNetCounter
 from latentween.method import add_noise, frame_generator, noise_interpolate, randn, sample_ddim, slerp
@@ -61,6 +62,9 @@ class InterpolationRequest:
     # input (float (H, W, 3) in [0, 1]) with its scale (None: no ControlNet).
     text: Optional[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = None
     control: Optional[Callable[[float], tuple[np.ndarray, float]]] = None
+    # Beyond the paper: the keyframes' displacement field (latentween.align); parents are moved by
+    # their share of it before the noise-interpolate-denoise step (scheme "ours" only).
+    alignment: Optional[object] = None
 
 
 Chooser = Callable[[PlannedFrame, list[np.ndarray]], tuple[int, list[float]]]
@@ -223,7 +227,11 @@ class InterpolationPipeline:
             eps = randn(latents[0].shape, frame_generator(request.seed, fractions[frame.index], cand.number)).to(self.device)
             ab = self.alpha_bar(cand.start)
             if request.scheme == "ours":
-                z = noise_interpolate(latents[frame.left][None], latents[frame.right][None], frame.local_fraction, eps[None], ab)
+                left, right = latents[frame.left][None], latents[frame.right][None]
+                if request.alignment is not None:
+                    d = request.alignment.between(fractions[frame.left], fractions[frame.right])
+                    left, right = warp_parents(left, right, frame.local_fraction, d)
+                z = noise_interpolate(left, right, frame.local_fraction, eps[None], ab)
             elif request.scheme == "interpolate-only":
                 z = slerp(latents[0][None], latents[last][None], fractions[frame.index])
             elif request.scheme == "interpolate-denoise":
