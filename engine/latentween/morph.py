@@ -197,7 +197,8 @@ def run_morph(keyframes: Sequence[Keyframe], out_dir: str | Path, settings: Morp
         path = folder.write_frame(index, to_integer(prepared.fitted[source], prepared.bit_depth))
         manifest["frames"][index].update(file=path.name, source="keyframe", input=source)
     for index in done:
-        manifest["frames"][index] = dict(previous["frames"][index], resumed=True)
+        # a kill between the latent and the manifest write leaves the old entry without its file name
+        manifest["frames"][index] = dict(previous["frames"][index], file=folder.frame_path(index).name, resumed=True)
     manifest["conditioning"] = cond.report
     if cond.track is not None:
         for index, fraction in enumerate(fractions):

@@ -12,6 +12,8 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from latentween import easing
+
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 MAX_FRAMES = 4096
 MAX_SIDE = 8192
@@ -30,6 +32,7 @@ class MorphSettings(BaseModel):
     frames: int = Field(17, ge=2, le=MAX_FRAMES, description="frames in the output, both keyframes included")
     fractions: Optional[list[float]] = Field(
         None, description="explicit frame positions in [0, 1], comma separated, first 0 and last 1 (overrides --frames)")
+    ease: str = Field("linear", description="timing of the frames: linear, ease, ease-in, ease-out, ease-in-out or cubic-bezier(x1,y1,x2,y2) as in CSS")
     prompt: str = Field("", max_length=2000, description="text describing both keyframes")
     negative: str = Field("", max_length=2000, description="negative prompt")
     seed: Optional[int] = Field(None, ge=0, lt=2**63, description="fixes every frame; default: a random seed, recorded in the manifest")
@@ -40,6 +43,23 @@ class MorphSettings(BaseModel):
     max_noise: float = Field(0.55, ge=0.0, le=1.0, description="noise for the first midpoint, as a fraction of the schedule")
     noise_curve: NoiseCurve = Field("linear", description="how noise falls from max to min with the parents' distance")
     scheme: Scheme = Field("ours", description="interpolation scheme; the others are the paper's baselines")
+    # Conditioning (METHOD.md 3-5)
+    invert_steps: int = Field(0, ge=0, le=5000, description="textual-inversion steps per keyframe (the paper: 100-500; 0 turns it off)")
+    pose: str = Field("none", description="pose guidance: auto (detect), A.json,B.json (OpenPose JSON files) or none")
+    pose_model: str = Field("lllyasviel/Annotators", description="OpenPose body model: hub id or local folder with body_pose_model.pth")
+    controlnet: Optional[str] = Field(None, description="OpenPose ControlNet: hub id, folder or file; default: lllyasviel/control_v11p_sd15_openpose")
+    pose_people: Literal["all", "largest"] = Field("all", description="several people: pair them by order, or keep only the largest in each keyframe")
+    pose_scale: float = Field(1.5, ge=0.0, le=5.0, description="ControlNet scale mid-way; 1 at the keyframes (METHOD.md 4)")
+    candidates: Optional[int] = Field(None, ge=1, le=64, description="candidates per new frame; default: 8 at level 1, one fewer per level, at least 3; 1 turns ranking off")
+    choose: Literal["clip", "manual"] = Field("clip", description="how a candidate is kept: CLIP ranking, or the caller chooses (daemon)")
+    rank_positive: str = Field("high quality, detailed, 2D", max_length=2000, description="CLIP ranking: text the kept frame should match")
+    rank_negative: str = Field("blurry, distorted, 3D render", max_length=2000, description="CLIP ranking: text it should not match")
+    clip_model: str = Field("ViT-L-14:openai", description="open_clip model:pretrained tag, or a folder with open_clip_config.json and weights")
+    # Beyond the paper: move the parents by their share of the keyframes' displacement first (issue 9)
+    align: Literal["none", "features", "pose", "points", "auto"] = Field(
+        "none", description="align the keyframes before interpolating: by diffusion features, pose keypoints, "
+                            "--points, or auto (points, else pose, else features); none is the paper's method")
+    points: Optional[str] = Field(None, description="JSON file of point pairs [[[xA, yA], [xB, yB]], ...] in the keyframes' pixels, for --align points/auto")
     size: Optional[str] = Field(None, description="output size WxH; default: the first keyframe's size")
     fit: Fit = Field("cover", description="how a keyframe of another aspect ratio fits the output size")
     work_size: Optional[int] = Field(
@@ -69,6 +89,20 @@ class MorphSettings(BaseModel):
             raise ValueError("must be strictly increasing")
         return v
 
+    @field_validator("ease")
+    @classmethod
+    def _check_ease(cls, v: str) -> str:
+        return easing.canonical(v)
+
+    @model_validator(mode="after")
+    def _check_timing(self) -> "MorphSettings":
+        if self.fractions is not None and self.ease != "linear":
+            raise ValueError(f"--ease {self.ease} cannot be combined with explicit --fractions")
+        values = self.frame_fractions()
+        if any(b <= a for a, b in zip(values, values[1:])):
+            raise ValueError(f"--ease {self.ease} puts two of the {len(values)} frames at the same position")
+        return self
+
     @model_validator(mode="after")
     def _check_noise_range(self) -> "MorphSettings":
         if self.min_noise > self.max_noise:
@@ -79,8 +113,7 @@ class MorphSettings(BaseModel):
         """Position of every output frame in [0, 1]."""
         if self.fractions is not None:
             return list(self.fractions)
-        n = self.frames
-        return [i / (n - 1) for i in range(n)]
+        return easing.eased_fractions(self.frames, self.ease)
 
     def with_seed(self) -> "MorphSettings":
         """A copy whose seed is fixed (a random one when unset), so a manifest can reproduce it."""
@@ -113,3 +146,52 @@ def parse_size(text: str) -> tuple[int, int]:
     if not (8 <= w <= MAX_SIDE and 8 <= h <= MAX_SIDE):
         raise ValueError(f"size sides must be within 8..{MAX_SIDE}, got {text!r}")
     return w, h
+
+
+# -- output (issue 4): how finished frames are delivered; never changes a generated pixel ----------
+
+Codec = Literal["h264", "prores", "prores4444", "ffv1", "vp9", "av1"]
+PipeFormat = Literal["rgb24", "rgba", "rgb48le"]
+
+
+class OutputSettings(BaseModel):
+    """Where and how frames are written: image sequence, encoded video or a raw pipe.
+
+    Holds repeat the first/last frame on output only, so changing them (or the codec) re-encodes
+    but never re-generates: none of these fields is part of a job's identity.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    fps: str = Field("24", description="frame rate of a video: a number or a ratio such as 24000/1001")
+    codec: Optional[Codec] = Field(None, description="video codec; default: from the --out suffix (.mp4 h264, .mov prores, .mkv ffv1, .webm vp9)")
+    crf: Optional[int] = Field(None, ge=0, le=63, description="constant quality for h264 (0-51), vp9 and av1 (0-63); lower is better")
+    pix_fmt: Optional[str] = Field(None, max_length=32, description="encoder pixel format, e.g. yuv422p10le; default: from the codec and the frames")
+    pattern: str = Field("frame_%05d.png", max_length=200, description="file names of an image sequence: %05d or #### stands for the number")
+    start_number: int = Field(0, ge=0, le=10**8, description="number of the first file of an image sequence")
+    pipe: PipeFormat = Field("rgb24", description="raw frame format written to stdout with --out -")
+    hold_start: int = Field(0, ge=0, le=MAX_FRAMES, description="extra frames showing the first keyframe before the motion starts")
+    hold_end: int = Field(0, ge=0, le=MAX_FRAMES, description="extra frames showing the last keyframe after the motion ends")
+
+    @field_validator("fps")
+    @classmethod
+    def _check_fps(cls, v: str) -> str:
+        parse_fps(v)
+        return v.strip()
+
+    def rate(self):
+        """The frame rate as a Fraction."""
+        return parse_fps(self.fps)
+
+
+def parse_fps(text: str):
+    """'24000/1001' or '23.976' or '25' -> Fraction; 1/1000 to 1000 frames per second."""
+    from fractions import Fraction
+
+    try:
+        rate = Fraction(str(text).strip())
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"fps must be a number or a ratio such as 24000/1001, got {text!r}") from None
+    if not Fraction(1, 1000) <= rate <= 1000:
+        raise ValueError(f"fps must be within 1/1000 .. 1000, got {text!r}")
+    return rate

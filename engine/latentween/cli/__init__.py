@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 from typing import Optional
 
@@ -15,6 +16,10 @@ from latentween.errors import LatentweenError
 # subcommand -> module under latentween.cli
 COMMANDS = {
     "morph": "latentween.cli.morph",
+    "serve": "latentween.cli.serve",
+    "submit": "latentween.cli.submit",
+    "render": "latentween.cli.render",
+    "eval": "latentween.cli.eval",
 }
 
 
@@ -27,7 +32,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _StderrHandler(logging.Handler):
+    """Engine warnings (e.g. no person found) as `warning: ...` lines on whatever stderr is now."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"{record.levelname.lower()}: {record.getMessage()}", file=sys.stderr)
+
+
+def _log_to_stderr() -> None:
+    logger = logging.getLogger("latentween")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        logger.addHandler(_StderrHandler(logging.WARNING))
+        logger.propagate = False
+
+
 def main(argv: Optional[list[str]] = None) -> int:
+    _log_to_stderr()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

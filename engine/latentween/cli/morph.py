@@ -1,32 +1,53 @@
-"""`latentween morph A B --frames N --out DIR`: make the in-between frames in this process."""
+"""`latentween morph A B --frames N --out DIR|FILE|-`: make the in-between frames in this process.
+
+A plain folder gets the engine's own files (frames, manifest, resume state). A video, a pipe, or a
+folder with another --pattern/--start-number or holds is fed in order from a work folder (media.deliver).
+"""
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 
 from latentween.cli.options import add_model_arguments, model_from_args
-from latentween.settings import MorphSettings, RuntimeSettings
+from latentween.errors import InputError
+from latentween.settings import MorphSettings, OutputSettings, RuntimeSettings, parse_size
 
 
 def register(sub) -> None:
     parser = sub.add_parser("morph", help="make in-between frames of two keyframes",
-                            description="Make in-between frames of two keyframes and write DIR/frame_00000.png ... and DIR/manifest.json.")
-    parser.add_argument("keyframes", nargs=2, metavar="KEYFRAME", help="the first and the last frame (image files)")
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
+                            description="Make in-between frames of two keyframes and write DIR/frame_00000.png ... and DIR/manifest.json, "
+                                        "or a video file, or raw frames on stdout (--out -).")
+    parser.add_argument("keyframes", nargs=2, metavar="KEYFRAME",
+                        help="the first and the last frame: image files, clip.mp4@FRAME, clip.mov@HH:MM:SS.mmm, "
+                             "or - to read from stdin (two PNGs, or raw frames with --size)")
+    parser.add_argument("--out", required=True, metavar="DIR|FILE|-",
+                        help="output folder (created if missing), video file (.mp4 .m4v .mov .mkv .webm) or - (raw frames on stdout)")
+    parser.add_argument("--work", metavar="DIR", help="with a video or pipe --out: where the engine's frames are kept for resuming")
+    parser.add_argument("--clean", action="store_true", help="delete the work folder after success")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--server", metavar="URL", help="run the job on a latentween daemon (as `latentween submit --out DIR`) "
+                                                        "instead of in this process")
+    parser.add_argument("--token", help="with --server: the daemon's bearer token (default: $LATENTWEEN_TOKEN)")
     add_model_arguments(parser, MorphSettings, title="job settings")
+    add_model_arguments(parser, OutputSettings, title="output")
     add_model_arguments(parser, RuntimeSettings, title="runtime")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from latentween.images import read_image
+    from latentween.media.read import load_keyframes
     from latentween.morph import run_morph
     from latentween.progress import ProgressBar
 
+    if args.server:
+        return _on_daemon(args)
     settings = model_from_args(MorphSettings, args).with_seed()
     runtime = model_from_args(RuntimeSettings, args)
-    keyframes = [read_image(path) for path in args.keyframes]
+    output = model_from_args(OutputSettings, args)
+    keyframes = load_keyframes(args.keyframes, parse_size(settings.size) if settings.size else None)
+    if not _engine_folder_is_output(args.out, output):
+        return _deliver(args, keyframes, settings, runtime, output)
     bar = ProgressBar("morph", enabled=False if args.quiet else None)
     try:
         manifest = run_morph(keyframes, args.out, settings, runtime, progress=bar)
@@ -35,3 +56,50 @@ def run(args: argparse.Namespace) -> int:
     frames = len(manifest["frames"])
     print(f"wrote {frames} frames to {args.out} (seed {settings.seed})", file=sys.stderr)
     return 0
+
+
+def _engine_folder_is_output(out: str, output: OutputSettings) -> bool:
+    """A folder with the engine's own naming and no holds: the engine writes it directly."""
+    from latentween.media.codecs import is_video_path
+
+    if out == "-" or is_video_path(out):
+        return False
+    default = OutputSettings()
+    if (output.codec, output.crf, output.pix_fmt) != (None, None, None):
+        raise InputError("--codec, --crf and --pix-fmt apply to video files; --out names a folder")
+    return (output.pattern, output.start_number, output.hold_start, output.hold_end) == \
+        (default.pattern, default.start_number, 0, 0)
+
+
+def _deliver(args, keyframes, settings, runtime, output) -> int:
+    """A video, a pipe or a renamed/held sequence: the engine works in a work folder, frames go out in order."""
+    from latentween.media.deliver import Segment, deliver, finish, morph_timeline, output_format, work_folder
+    from latentween.progress import ProgressBar
+
+    size, alpha, deep = output_format(keyframes, settings.size)
+    folder, temporary = work_folder(args.out, args.work, "morph")
+    segment = Segment(keyframes, settings, folder)
+    timeline = morph_timeline(segment, output)
+    bar = ProgressBar("morph", enabled=False if args.quiet else None)
+    try:
+        deliver([segment], timeline, args.out, output, size=size, alpha=alpha, deep=deep, runtime=runtime,
+                progress_for=lambda _: bar)
+    except BaseException:
+        if temporary:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    finally:
+        bar.close()
+    print(finish(args.out, len(timeline), settings.seed, folder, temporary, args.clean), file=sys.stderr)
+    return 0
+
+
+def _on_daemon(args: argparse.Namespace) -> int:
+    """`morph --server URL`: the same job through the daemon; the frames and manifest land in --out."""
+    from latentween.cli import submit
+    from latentween.media.codecs import is_video_path
+
+    if args.out == "-" or is_video_path(args.out):
+        raise InputError("with --server, --out must be a folder (the daemon serves videos at GET /v1/jobs/{id}/video)")
+    args.wait, args.server_paths = True, False
+    return submit.run(args)

@@ -1,0 +1,120 @@
+"""From the engine's frame folders to what the user asked for: a PNG sequence, a video or a pipe.
+
+Each morph (one pair of keyframes) runs into its own engine folder, which keeps its frames, latents
+and manifest: that folder is what makes a re-run resume. The output is fed in order from those
+folders by an OrderedSink while the engine works, so a video grows as the render goes on.
+
+Work folders (`work_folder`): `--work DIR` when given; for a video `film.mp4`, `film.mp4.latentween/`
+beside it; for a folder output, `DIR/.latentween/frames` (morph) or `DIR/.latentween/render`; for a
+pipe, a temporary folder removed at the end.
+"""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+from latentween.images import Keyframe
+from latentween.media.codecs import is_video_path
+from latentween.media.ordered import OrderedSink
+from latentween.media.writers import claimed_stdout, open_writer
+from latentween.settings import MorphSettings, OutputSettings, RuntimeSettings, parse_size
+
+
+@dataclass
+class Segment:
+    """One run of the engine: two keyframes morphed into `folder` (frame_00000.png ...)."""
+
+    keyframes: list[Keyframe]
+    settings: MorphSettings
+    folder: Path
+
+    def frame(self, index: int) -> Path:
+        from latentween.morph import FRAME_PATTERN
+
+        return self.folder / FRAME_PATTERN.format(index)
+
+    @property
+    def count(self) -> int:
+        return self.settings.output_count()
+
+
+def work_folder(out: str, work: Optional[str], kind: str) -> tuple[Path, bool]:
+    """(folder, temporary): where the engine's folders for `--out` live (module docstring)."""
+    if work:
+        return Path(work), False
+    if out == "-":
+        return Path(tempfile.mkdtemp(prefix=f"latentween-{kind}-")), True
+    if is_video_path(out):
+        return Path(out).with_name(Path(out).name + ".latentween"), False
+    return Path(out) / ".latentween" / ("frames" if kind == "morph" else "render"), False
+
+
+def output_format(keyframes: Sequence[Keyframe], size: Optional[str]) -> tuple[tuple[int, int], bool, bool]:
+    """(size, alpha, 16-bit) of the output, by the engine's rules (latentween.images docstring)."""
+    return (parse_size(size) if size else keyframes[0].size,
+            any(k.has_alpha for k in keyframes), any(k.bit_depth != 8 for k in keyframes))
+
+
+def morph_timeline(segment: Segment, output: OutputSettings) -> list[Path]:
+    """One morph's frames in order, with the holds of `output`."""
+    from latentween.easing import with_holds
+
+    return with_holds([segment.frame(i) for i in range(segment.count)], output.hold_start, output.hold_end)
+
+
+def render_timeline(segments: Sequence[Segment], hold: int) -> list[Path]:
+    """Keyframe 1 for `hold` frames, transition 1's in-betweens, keyframe 2 for `hold` frames, ..."""
+    timeline: list[Path] = []
+    for i, segment in enumerate(segments):
+        timeline += [segment.frame(0)] * hold
+        timeline += [segment.frame(j) for j in range(1, segment.count - 1)]
+    if segments:
+        timeline += [segments[-1].frame(segments[-1].count - 1)] * hold
+    return timeline
+
+
+def deliver(segments: Sequence[Segment], timeline: Sequence[Path], out: str, output: OutputSettings, *,
+            size: tuple[int, int], alpha: bool, deep: bool, runtime: RuntimeSettings,
+            progress_for: Optional[Callable[[int], Callable[[dict], None]]] = None,
+            on_write: Optional[Callable[[int], None]] = None, stdout=None, manager=None):
+    """Run every segment and write `timeline` to `out` in order as frames become final.
+
+    Returns what the writer's close() returns (the output path, or None for a pipe). On any error
+    or interrupt the partial video is deleted; engine folders and written PNGs stay for a re-run.
+    With out='-' and no `stdout`, frames go to fd 1 and everything else printed meanwhile to stderr.
+    """
+    from latentween.models import ModelManager
+    from latentween.morph import run_morph
+
+    if out == "-" and stdout is None:
+        with claimed_stdout() as stream:
+            return deliver(segments, timeline, out, output, size=size, alpha=alpha, deep=deep, runtime=runtime,
+                           progress_for=progress_for, on_write=on_write, stdout=stream, manager=manager)
+    writer = open_writer(out, size, output, alpha=alpha, deep=deep, stdout=stdout)
+    sink = OrderedSink(timeline, writer, on_write=on_write)
+    try:
+        manager = manager or ModelManager(runtime)  # one model for all segments
+        for number, segment in enumerate(segments):
+            watch = sink.watch(segment.folder, segment.count, progress_for(number) if progress_for else None)
+            run_morph(segment.keyframes, segment.folder, segment.settings, runtime, manager=manager,
+                      progress=watch.progress, on_frame=watch.on_frame)
+            watch.finished()
+        if not sink.complete:
+            raise RuntimeError(f"only {sink.position} of {len(sink.timeline)} frames became final")
+        return writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def finish(out: str, frames: int, seed: int, root: Path, temporary: bool, clean: bool) -> str:
+    """Remove the work folder if asked (or temporary) and say what was written (one line for stderr)."""
+    import shutil
+
+    if temporary or clean:
+        shutil.rmtree(root, ignore_errors=True)
+    where = "stdout" if out == "-" else out
+    kept = "" if temporary or clean else f"; frames kept in {root} for resuming"
+    return f"wrote {frames} frames to {where} (seed {seed}){kept}"

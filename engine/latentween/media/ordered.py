@@ -1,0 +1,100 @@
+"""In-order delivery of frames the engine finishes out of order.
+
+The engine makes the midpoint first, then the quarter points, and so on, writing each frame file
+atomically as soon as it is final. An encoder or a pipe needs frames in order, so the sink keeps
+a timeline of frame files (a file may appear several times: holds) and, whenever a file becomes
+final, writes the contiguous prefix of the timeline whose files are all final. Frames stay on disk
+until their turn, so memory holds one frame whatever the length of the render.
+
+Resume: the engine does not report frames that were already final when it starts (the keyframes
+and frames resumed from an earlier run); it lists them in its manifest before generating, so the
+first event of a run reads the manifest, and the end of a run marks every frame of it final.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from latentween.media.frames import read_frame
+
+
+class OrderedSink:
+    """Write the frames of `timeline` (file paths, in output order) to `writer` as they become final."""
+
+    def __init__(self, timeline: Sequence[Path], writer, on_write: Optional[Callable[[int], None]] = None):
+        self.timeline = [_key(p) for p in timeline]
+        self.writer = writer
+        self.on_write = on_write
+        self.position = 0  # slots before this one are written
+        self._final: set[Path] = set()
+        self._last: tuple[Optional[Path], Optional[np.ndarray]] = (None, None)
+
+    @property
+    def complete(self) -> bool:
+        return self.position == len(self.timeline)
+
+    def mark(self, *paths: Path) -> None:
+        """These files are final (written whole and never rewritten with other pixels)."""
+        self._final.update(_key(p) for p in paths)
+        self.flush()
+
+    def flush(self) -> None:
+        while self.position < len(self.timeline) and self.timeline[self.position] in self._final:
+            path = self.timeline[self.position]
+            cached_path, pixels = self._last
+            if cached_path != path:  # holds repeat one file: read it once
+                pixels = read_frame(path)
+                self._last = (path, pixels)
+            self.writer.write(pixels)
+            self.position += 1
+            if self.on_write is not None:
+                self.on_write(self.position)
+
+    def watch(self, folder: Path, count: int, progress: Optional[Callable[[dict], None]] = None) -> "MorphWatch":
+        """Callbacks for one `run_morph(..., out_dir=folder)` of `count` frames feeding this sink."""
+        return MorphWatch(self, Path(folder), count, progress)
+
+
+class MorphWatch:
+    """Pass `progress` and `on_frame` to run_morph; call `finished()` when it returns."""
+
+    def __init__(self, sink: OrderedSink, folder: Path, count: int, progress: Optional[Callable[[dict], None]]):
+        self.sink, self.folder, self.count, self._progress = sink, folder, count, progress
+        self._started = False
+
+    def _catch_up(self) -> None:
+        if not self._started:
+            self._started = True
+            self.sink.mark(*_listed_frames(self.folder))
+
+    def progress(self, event: dict) -> None:
+        self._catch_up()
+        if self._progress is not None:
+            self._progress(event)
+
+    def on_frame(self, index: int, path: Path) -> None:
+        self._catch_up()
+        self.sink.mark(Path(path))
+
+    def finished(self) -> None:
+        from latentween.morph import FRAME_PATTERN
+
+        self.sink.mark(*(self.folder / FRAME_PATTERN.format(i) for i in range(self.count)))
+
+
+def _key(path) -> Path:
+    """One spelling per file, so the engine's paths and the timeline's compare equal."""
+    return Path(os.path.abspath(path))
+
+
+def _listed_frames(folder: Path) -> list[Path]:
+    """Frames the engine's manifest lists as written (keyframes and resumed frames at the start)."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return []
+    return [folder / f["file"] for f in manifest.get("frames", []) if f.get("file")]

@@ -1,0 +1,104 @@
+"""The daemon's own settings: where it listens, where it keeps jobs, what it refuses.
+
+One pydantic model, filled by `latentween serve` (flags and LATENTWEEN_TOKEN) or built directly in
+tests, and handed to `create_app`. Job settings are not here: those are `MorphSettings`.
+"""
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Optional
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from latentween.settings import DEFAULT_MODEL, MAX_FRAMES, RuntimeSettings
+
+DEFAULT_PORT = 8642
+MIN_TOKEN_LENGTH = 16
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def default_state_dir() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("latentween", appauthor=False)) / "daemon"
+
+
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve to anything
+
+
+class ServerConfig(BaseModel):
+    """What `latentween serve` was started with. Field descriptions are the CLI's help texts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field("127.0.0.1", description="address to listen on; anything but loopback needs a token")
+    port: int = Field(DEFAULT_PORT, ge=0, le=65535, description="TCP port (0: any free port, printed at start)")
+    state_dir: Path = Field(None, validate_default=True, description="where jobs, inputs and frames are kept "
+                            "(default: the user's data folder, e.g. ~/.local/share/latentween/daemon)")
+    model: str = Field(DEFAULT_MODEL, description="model loaded at start and used by jobs that name none")
+    token: Optional[SecretStr] = Field(
+        None, description="bearer token every request must carry (default: $LATENTWEEN_TOKEN; required off loopback)")
+    allow_roots: list[Path] = Field(
+        default_factory=list, description="folders whose files jobs may name by path (default: none, uploads only)")
+    allow_hosts: list[str] = Field(default_factory=list, description="extra Host header names accepted")
+    cors_origins: list[str] = Field(default_factory=list, description="web origins allowed to call the API (default: none)")
+    max_loaded: int = Field(1, ge=1, le=16, description="models kept loaded at once (least recently used leaves first)")
+    max_queue: int = Field(32, ge=1, le=10_000, description="most jobs waiting; more are refused with 429")
+    max_frames: int = Field(1025, ge=2, le=MAX_FRAMES, description="most frames one job may make")
+    max_upload_bytes: int = Field(256 * 2**20, ge=1024, description="largest keyframe file accepted, in bytes")
+    max_json_bytes: int = Field(2**20, ge=1024, description="largest request body other than uploads, in bytes")
+    max_pixels: int = Field(64_000_000, ge=64, description="largest keyframe in pixels (width x height)")
+    preload: bool = Field(True, description="load the model at start rather than with the first job")
+    isolate: bool = Field(True, description="generate in a worker process, so serving requests never slows it "
+                          "(off: in a thread of the daemon)")
+    access_log: bool = Field(False, description="log every request (polling clients make this noisy)")
+    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
+
+    @field_validator("state_dir", mode="before")
+    @classmethod
+    def _default_state_dir(cls, value) -> Path:
+        return Path(value).expanduser() if value is not None else default_state_dir()
+
+    @field_validator("allow_roots")
+    @classmethod
+    def _roots_exist(cls, roots: list[Path]) -> list[Path]:
+        resolved = []
+        for root in roots:
+            real = Path(root).expanduser().resolve()
+            if not real.is_dir():
+                raise ValueError(f"allowed root {str(root)!r} is not a folder")
+            resolved.append(real)
+        return resolved
+
+    @field_validator("token")
+    @classmethod
+    def _token_strength(cls, token: Optional[SecretStr]) -> Optional[SecretStr]:
+        if token is not None and len(token.get_secret_value()) < MIN_TOKEN_LENGTH:
+            raise ValueError(f"the token must be at least {MIN_TOKEN_LENGTH} characters long")
+        return token
+
+    @model_validator(mode="after")
+    def _no_open_port_without_token(self) -> "ServerConfig":
+        if not is_loopback(self.host) and self.token is None:
+            raise ValueError(f"refusing to listen on {self.host} without a token: anyone on the network could use "
+                             f"this machine; set LATENTWEEN_TOKEN or pass --token")
+        return self
+
+    @property
+    def token_value(self) -> Optional[str]:
+        return self.token.get_secret_value() if self.token is not None else None
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.state_dir / "jobs"
+
+    @property
+    def database(self) -> Path:
+        return self.state_dir / "jobs.sqlite3"

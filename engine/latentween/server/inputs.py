@@ -1,0 +1,96 @@
+"""Keyframes coming into a job: uploaded bytes, files under the allowed roots, or frames of videos.
+
+Whatever the origin, a keyframe is kept as bytes in the job's inputs/ folder at submission, so a
+job (and its resume after a restart) never depends on a file that may change or vanish later.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from io import BytesIO
+from pathlib import Path
+
+from latentween.errors import InputError
+from latentween.server.config import ServerConfig
+from latentween.server.errors import NotFound, TooLarge, Unprocessable
+from latentween.server.security import contained_path
+
+
+@dataclass
+class KeyframeInput:
+    """A validated keyframe: the bytes to keep and what the job reports about it."""
+
+    data: bytes
+    source: str
+    sha256: str
+    width: int
+    height: int
+
+    def info(self) -> dict:
+        return {"source": self.source, "sha256": self.sha256, "width": self.width, "height": self.height}
+
+
+def from_upload(data: bytes, filename: str, config: ServerConfig) -> KeyframeInput:
+    if len(data) > config.max_upload_bytes:
+        raise TooLarge(f"keyframe {filename!r} is {len(data):,} bytes, more than the {config.max_upload_bytes:,}-byte limit")
+    return _validated(data, Path(filename or "upload").name, config)
+
+
+def from_server_path(spec: str, config: ServerConfig) -> KeyframeInput:
+    """`/abs/image.png`, or a frame of a video: `/abs/clip.mov@120` (frame number) or
+    `/abs/clip.mov@00:00:05.000` (time), inside the allowed roots. A path that exists is a file."""
+    path = contained_path(spec, config.allow_roots)
+    if path.is_file():
+        size = path.stat().st_size
+        if size > config.max_upload_bytes:
+            raise TooLarge(f"keyframe {spec!r} is {size:,} bytes, more than the {config.max_upload_bytes:,}-byte limit")
+        return _validated(path.read_bytes(), spec, config)
+    video, at = spec.rsplit("@", 1) if "@" in spec else (spec, None)
+    video_path = contained_path(video, config.allow_roots)
+    if at is None or not video_path.is_file():
+        raise NotFound(f"keyframe {spec!r} does not exist on the daemon's machine")
+    return _video_frame(video_path, at, spec, config)
+
+
+def _video_frame(video: Path, at: str, spec: str, config: ServerConfig) -> KeyframeInput:
+    try:
+        from latentween.media.read import load_keyframe
+    except ImportError as exc:
+        raise Unprocessable(f"keyframe {spec!r} names a video frame, but this installation has no video "
+                            f"support (latentween.media); give an image instead") from exc
+    from latentween.images import encode_png, to_integer
+
+    try:
+        keyframe = load_keyframe(f"{video}@{at}")
+    except InputError as exc:
+        raise Unprocessable(str(exc)) from exc
+    depth = 8 if keyframe.bit_depth == 8 else 16
+    return _validated(encode_png(to_integer(keyframe.pixels, depth)), spec, config)
+
+
+def _validated(data: bytes, source: str, config: ServerConfig) -> KeyframeInput:
+    """Refuse bombs from the header before decoding, then decode fully so a job never starts on junk."""
+    from latentween.images import decode_image
+
+    _check_pixels(data, source, config.max_pixels)
+    try:
+        keyframe = decode_image(data, source)
+    except InputError as exc:
+        raise Unprocessable(str(exc)) from exc
+    width, height = keyframe.size
+    if width * height > config.max_pixels:
+        raise TooLarge(f"keyframe {source!r} is {width}x{height}, more than the daemon's {config.max_pixels:,}-pixel limit")
+    return KeyframeInput(data, source, keyframe.sha256, width, height)
+
+
+def _check_pixels(data: bytes, source: str, limit: int) -> None:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(BytesIO(data)) as image:
+            width, height = image.size
+    except Image.DecompressionBombError as exc:
+        raise TooLarge(f"keyframe {source!r} is too large to decode ({exc})") from exc
+    except (UnidentifiedImageError, OSError, ValueError):
+        return  # not a format PIL reads: decode_image gives the precise error
+    if width * height > limit:
+        raise TooLarge(f"keyframe {source!r} is {width}x{height}, more than the daemon's {limit:,}-pixel limit")
