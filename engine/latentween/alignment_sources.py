@@ -9,7 +9,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from latentween.align import Matches, decoder_features, estimate_alignment, mutual_matches
+from latentween.align import Matches, change_mask, decoder_features, distinct_mask, estimate_alignment, mutual_matches
 from latentween.errors import InputError
 from latentween.images import Keyframe, fit_transform
 from latentween.method import frame_generator, randn
@@ -41,12 +41,17 @@ def prepare_alignment(pipe, settings, keyframes: Sequence[Keyframe], work: Seque
             dst += b[both, :2].tolist()
         return estimate_alignment(_to_latent(Matches.of(src, dst), scale), latent_size, "pose", model="similarity",
                                   threshold=2.0, min_matches=2, min_inlier_ratio=0.3)
-    return estimate_alignment(feature_matches(pipe, work, text, settings), latent_size, "features")
+    matches, changed = feature_matches(pipe, work, text, settings)
+    if changed.sum() == 0:
+        return None, {"source": "features", "used": False, "warning": "the keyframes do not differ"}
+    return estimate_alignment(matches, latent_size, "features", model="auto", changed=changed)
 
 
-def feature_matches(pipe, work: Sequence[np.ndarray], text, settings) -> Matches:
-    """Mutual nearest neighbours between the keyframes' decoder features (align.decoder_features)."""
+def feature_matches(pipe, work: Sequence[np.ndarray], text, settings) -> tuple[Matches, np.ndarray]:
+    """Mutual nearest neighbours between the keyframes' decoder features (align.decoder_features),
+    among the latent pixels where the keyframes differ; also returns that change mask."""
     latents = pipe.encode_images(work)
+    changed = change_mask(latents[0], latents[1])
     if text is None:
         cond, _ = pipe.encode_text([settings.prompt, settings.negative])
         context = torch.stack([cond, cond])
@@ -60,12 +65,16 @@ def feature_matches(pipe, work: Sequence[np.ndarray], text, settings) -> Matches
     stride = 1
     while feats.shape[-1] * feats.shape[-2] // stride**2 > MAX_MATCH_PIXELS:
         stride *= 2
+    # candidates: what changed and stands out in its own image (not the bleed of a moved object
+    # into a plain background, whose features match anything)
+    masks = [changed & distinct_mask(z) for z in latents]
     if stride > 1:
         feats = torch.nn.functional.avg_pool2d(feats, stride)
-    m = mutual_matches(feats[0], feats[1])
+        masks = [torch.nn.functional.max_pool2d(m[None, None].float(), stride)[0, 0] > 0 for m in masks]
+    m = mutual_matches(feats[0], feats[1], *masks)
     # pooled cells -> latent pixel coordinates of their centres
     offset = (stride - 1) / 2
-    return Matches(m.src * stride + offset, m.dst * stride + offset, m.weight)
+    return Matches(m.src * stride + offset, m.dst * stride + offset, m.weight), changed.cpu().numpy()
 
 
 def _to_latent(m: Matches, scale: tuple[float, float]) -> Matches:

@@ -56,7 +56,7 @@ def prepare_conditioning(pipe, components, manager, settings: MorphSettings, key
         cond.text = _inverted_text(pipe, components, settings, work, cache, progress, should_cancel, cond.report)
     if settings.pose != "none":
         _prepare_pose(cond, pipe, components, manager, settings, keyframes, fitted_rgb, output_size, work_size)
-    if settings.align != "none":
+    if settings.align != "none" and settings.scheme == "ours":  # the baselines stay the paper's
         from latentween.alignment_sources import prepare_alignment
 
         cond.alignment, cond.report["alignment"] = prepare_alignment(

@@ -14,7 +14,6 @@ from typing import Callable, Iterator, Optional, Sequence
 import numpy as np
 import torch
 
-from latentween.align import warp_parents
 from latentween.errors import Cancelled
 from latentween.guidance import GuidedDenoiser, UNetCounter
 from latentween.method import add_noise, frame_generator, noise_interpolate, randn, sample_ddim, slerp
@@ -229,8 +228,8 @@ class InterpolationPipeline:
             if request.scheme == "ours":
                 left, right = latents[frame.left][None], latents[frame.right][None]
                 if request.alignment is not None:
-                    d = request.alignment.between(fractions[frame.left], fractions[frame.right])
-                    left, right = warp_parents(left, right, frame.local_fraction, d)
+                    left, right = request.alignment.warp_parents(
+                        left, right, fractions[frame.left], fractions[frame.right], fractions[frame.index])
                 z = noise_interpolate(left, right, frame.local_fraction, eps[None], ab)
             elif request.scheme == "interpolate-only":
                 z = slerp(latents[0][None], latents[last][None], fractions[frame.index])

@@ -57,8 +57,8 @@ class MorphSettings(BaseModel):
     clip_model: str = Field("ViT-L-14:openai", description="open_clip model:pretrained tag, or a folder with open_clip_config.json and weights")
     # Beyond the paper: move the parents by their share of the keyframes' displacement first (issue 9)
     align: Literal["none", "features", "pose", "points", "auto"] = Field(
-        "none", description="align the keyframes before interpolating: by diffusion features, pose keypoints, "
-                            "--points, or auto (points, else pose, else features); none is the paper's method")
+        "auto", description="align the keyframes before interpolating: by diffusion features, pose keypoints, "
+                            "--points, or auto (points, else pose, else features); none is the paper's exact method")
     points: Optional[str] = Field(None, description="JSON file of point pairs [[[xA, yA], [xB, yB]], ...] in the keyframes' pixels, for --align points/auto")
     size: Optional[str] = Field(None, description="output size WxH; default: the first keyframe's size")
     fit: Fit = Field("cover", description="how a keyframe of another aspect ratio fits the output size")
