@@ -6,7 +6,6 @@ folder with another --pattern/--start-number or holds is fed in order from a wor
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 
 from latentween.cli.options import add_model_arguments, model_from_args
@@ -73,7 +72,7 @@ def _engine_folder_is_output(out: str, output: OutputSettings) -> bool:
 
 def _deliver(args, keyframes, settings, runtime, output) -> int:
     """A video, a pipe or a renamed/held sequence: the engine works in a work folder, frames go out in order."""
-    from latentween.media.deliver import Segment, deliver, finish, morph_timeline, output_format, work_folder
+    from latentween.media.deliver import Segment, deliver_command, morph_timeline, output_format, work_folder
     from latentween.progress import ProgressBar
 
     size, alpha, deep = output_format(keyframes, settings.size)
@@ -81,16 +80,8 @@ def _deliver(args, keyframes, settings, runtime, output) -> int:
     segment = Segment(keyframes, settings, folder)
     timeline = morph_timeline(segment, output)
     bar = ProgressBar("morph", enabled=False if args.quiet else None)
-    try:
-        deliver([segment], timeline, args.out, output, size=size, alpha=alpha, deep=deep, runtime=runtime,
-                progress_for=lambda _: bar)
-    except BaseException:
-        if temporary:
-            shutil.rmtree(folder, ignore_errors=True)
-        raise
-    finally:
-        bar.close()
-    print(finish(args.out, len(timeline), settings.seed, folder, temporary, args.clean), file=sys.stderr)
+    print(deliver_command([segment], timeline, args.out, output, folder, temporary, args.clean, bar, size=size,
+                          alpha=alpha, deep=deep, runtime=runtime, progress_for=lambda _: bar), file=sys.stderr)
     return 0
 
 

@@ -8,7 +8,6 @@ Re-running the same command resumes from the frames already on disk.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 
 from latentween.cli.options import add_model_arguments, model_from_args
@@ -66,7 +65,7 @@ class RenderProgress:
 
 
 def run(args: argparse.Namespace) -> int:
-    from latentween.media.deliver import Segment, deliver, finish, output_format, render_timeline, work_folder
+    from latentween.media.deliver import Segment, deliver_command, output_format, render_timeline, work_folder
     from latentween.media.read import load_keyframes
     from latentween.progress import ProgressBar
     from latentween.settings import parse_size
@@ -101,14 +100,7 @@ def run(args: argparse.Namespace) -> int:
     # 3. Render, writing frames in order as they become final
     bar = ProgressBar("render", enabled=False if args.quiet else None)
     progress = RenderProgress(bar, len(segments), len(timeline))
-    try:
-        deliver(segments, timeline, args.out, output, size=size, alpha=alpha, deep=deep, runtime=runtime,
-                progress_for=progress.for_transition, on_write=progress.frame_written)
-    except BaseException:
-        if temporary:
-            shutil.rmtree(root, ignore_errors=True)
-        raise
-    finally:
-        bar.close()
-    print(finish(args.out, len(timeline), settings.seed, root, temporary, args.clean), file=sys.stderr)
+    print(deliver_command(segments, timeline, args.out, output, root, temporary, args.clean, bar, size=size,
+                          alpha=alpha, deep=deep, runtime=runtime, progress_for=progress.for_transition,
+                          on_write=progress.frame_written), file=sys.stderr)
     return 0

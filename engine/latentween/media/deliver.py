@@ -109,6 +109,23 @@ def deliver(segments: Sequence[Segment], timeline: Sequence[Path], out: str, out
         raise
 
 
+def deliver_command(segments: Sequence[Segment], timeline: Sequence[Path], out: str, output: OutputSettings,
+                    root: Path, temporary: bool, clean: bool, bar, **kwargs) -> str:
+    """`deliver` as the CLI commands run it: a temporary work folder goes on failure, the progress
+    bar is closed either way; returns the one line to print on success."""
+    import shutil
+
+    try:
+        deliver(segments, timeline, out, output, **kwargs)
+    except BaseException:
+        if temporary:
+            shutil.rmtree(root, ignore_errors=True)
+        raise
+    finally:
+        bar.close()
+    return finish(out, len(timeline), segments[0].settings.seed, root, temporary, clean)
+
+
 def finish(out: str, frames: int, seed: int, root: Path, temporary: bool, clean: bool) -> str:
     """Remove the work folder if asked (or temporary) and say what was written (one line for stderr)."""
     import shutil
