@@ -16,6 +16,7 @@ import torch
 
 from latentween.errors import Cancelled
 from latentween.guidance import GuidedDenoiser, UNetCounter
+from latentween.models import fast_convolutions
 from latentween.method import add_noise, frame_generator, noise_interpolate, randn, sample_ddim, slerp
 from latentween.plan import PlannedFrame, ddim_index, make_plan
 
@@ -107,12 +108,16 @@ class InterpolationPipeline:
         if len(f) < 2 or f[0] != 0.0 or f[-1] != 1.0 or any(b <= a for a, b in zip(f, f[1:])):
             raise ValueError(f"`fractions` must rise strictly from 0 to 1, got {f}")
 
+    # The VAE sees one image per call: the same shapes every time make its results independent of
+    # how many frames a level has (bit-identical frames whatever the batching), which lets it use
+    # the CPU's fastest convolutions (oneDNN), unlike the batched UNet (see models.configure_determinism).
+
     @torch.inference_mode()
     def encode_images(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """E: image -> z0, the posterior mean (deterministic), scaled like the model's training latents."""
         x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).to(self.device, self.vae.dtype) * 2 - 1
-        latents = torch.cat([self.vae.encode(x[i:i + self.max_batch]).latent_dist.mean
-                             for i in range(0, x.shape[0], self.max_batch)])
+        with fast_convolutions(self.device):
+            latents = torch.cat([self.vae.encode(x[i:i + 1]).latent_dist.mean for i in range(x.shape[0])])
         return self._scale(latents.float())
 
     @torch.inference_mode()
@@ -121,10 +126,10 @@ class InterpolationPipeline:
         config = self.vae.config
         z = latents / config.scaling_factor + (getattr(config, "shift_factor", None) or 0.0)
         images = []
-        for i in range(0, z.shape[0], self.max_batch):
-            x = self.vae.decode(z[i:i + self.max_batch].to(self.vae.dtype), return_dict=False)[0]
-            x = ((x.float() + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
-            images += list(x)
+        with fast_convolutions(self.device):
+            for i in range(z.shape[0]):
+                x = self.vae.decode(z[i:i + 1].to(self.vae.dtype), return_dict=False)[0]
+                images.append(((x[0].float() + 1) / 2).clamp(0, 1).permute(1, 2, 0).cpu().numpy())
         return images
 
     def _scale(self, latents: torch.Tensor) -> torch.Tensor:

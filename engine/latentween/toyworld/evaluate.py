@@ -1,0 +1,272 @@
+"""`latentween eval`: the paper's comparison (METHOD.md 6) reproduced in the toy world.
+
+Every scheme runs on the same seeded keyframe pairs through the product's own path (run_morph, the
+model manager, files on disk), and every frame is scored analytically (scorer.fit):
+- on-manifold rate of the in-between frames (the realism the paper's FID stands for);
+- in-betweenness: lambda of each frame's fitted disk between the keyframes' (metrics.inbetweenness),
+  |lambda - f|, the share with lambda in [0, 1], the distance to the nearest keyframe, and the
+  "true in-between" rate: on-manifold and |lambda - f| <= 0.1;
+- smoothness: PPL (sum of adjacent distances) and PDV (their std) in fitted-parameter space and in
+  the model's own VAE latent space (L2 of the flattened latents), and monotonicity;
+- endpoint exactness (the output's first/last frame against the input files) and cost.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from . import metrics, scorer, world
+
+SCHEMES = ("ours", "interpolate-only", "interpolate-denoise", "did", "did-no-shared-noise", "ours-aligned")
+TRUE_INBETWEEN = 0.1
+
+
+@dataclass
+class EvalConfig:
+    model: str = "toy"
+    pairs: int = 50
+    frames: int = 9
+    schemes: Sequence[str] = SCHEMES
+    steps: int = 50
+    guidance: float = 1.0
+    seed: int = 0
+    min_noise: float = 0.30
+    max_noise: float = 0.55
+    noise_sweep: Sequence[tuple[float, float]] = ()
+    distance: tuple[float, float] = (16.0, 24.0)
+    grid_pairs: int = 4
+
+
+def make_pairs(n: int, seed: int, distance: tuple[float, float] = (16.0, 24.0)) -> list[tuple[world.DiskParams, world.DiskParams]]:
+    """Seeded keyframe pairs: any colours and radii, centres `distance` px apart (the probe's ~20)."""
+    rng = np.random.default_rng(seed)
+    pairs = []
+    while len(pairs) < n:
+        a, b = world.sample_params(rng, 2)
+        if distance[0] <= math.hypot(a.x - b.x, a.y - b.y) <= distance[1]:
+            pairs.append((a, b))
+    return pairs
+
+
+@dataclass
+class SchemeResult:
+    """Raw per-frame facts of one scheme; `summary` turns them into the report's numbers."""
+
+    name: str
+    fractions: list[float]
+    on: list[list[bool]] = field(default_factory=list)           # [pair][in-between]
+    lam: list[list[Optional[float]]] = field(default_factory=list)
+    near: list[list[Optional[float]]] = field(default_factory=list)
+    ppl: list[float] = field(default_factory=list)
+    pdv: list[float] = field(default_factory=list)
+    ppl_latent: list[float] = field(default_factory=list)
+    pdv_latent: list[float] = field(default_factory=list)
+    monotone: list[float] = field(default_factory=list)
+    endpoint_error: float = 0.0
+    seconds: float = 0.0
+    unet_evaluations: int = 0
+    frames_made: int = 0
+
+    def summary(self) -> dict:
+        on = np.array(self.on, bool)
+        lam = np.array([[np.nan if v is None else v for v in row] for row in self.lam], float)
+        near = np.array([[np.nan if v is None else v for v in row] for row in self.near], float)
+        f = np.array(self.fractions[1:-1])
+        err = np.abs(lam - f[None, :])
+        true = on & (err <= TRUE_INBETWEEN)
+        fitted = ~np.isnan(lam)
+        return {
+            "on_manifold": float(on.mean()),
+            "true_inbetween": float(true.mean()),
+            "lambda_error": float(np.nanmean(err)) if fitted.any() else None,
+            "lambda_in_0_1": float(((lam >= 0) & (lam <= 1))[fitted].mean()) if fitted.any() else None,
+            "nearest_keyframe_px_median": float(np.nanmedian(near)) if fitted.any() else None,
+            "ppl_params": _mean_std(self.ppl), "pdv_params": _mean_std(self.pdv),
+            "ppl_latent": _mean_std(self.ppl_latent), "pdv_latent": _mean_std(self.pdv_latent),
+            "monotone_steps": float(np.mean(self.monotone)) if self.monotone else None,
+            "sequences_fully_fitted": len(self.ppl),
+            "endpoint_max_error": self.endpoint_error,
+            "seconds_per_frame": self.seconds / max(self.frames_made, 1),
+            "unet_evaluations_per_frame": self.unet_evaluations / max(self.frames_made, 1),
+            "per_position": {f"{fr:.3f}": {"on_manifold": float(on[:, i].mean()), "true_inbetween": float(true[:, i].mean())}
+                             for i, fr in enumerate(f)},
+        }
+
+
+def _mean_std(values: Sequence[float]) -> Optional[list[float]]:
+    return [float(np.mean(values)), float(np.std(values))] if values else None
+
+
+def run_scheme(name: str, pairs, files, config: EvalConfig, manager, out: Path,
+               noise: Optional[tuple[float, float]] = None, progress=None) -> SchemeResult:
+    """Every pair through run_morph with one scheme; frames kept under out/runs/<name>/<pair>/."""
+    import torch
+
+    from latentween.images import read_image
+    from latentween.morph import run_morph
+    from latentween.settings import MorphSettings, RuntimeSettings
+
+    lo, hi = noise or (config.min_noise, config.max_noise)
+    scheme = "ours" if name == "ours-aligned" else name
+    settings = MorphSettings(model=config.model, frames=config.frames, seed=config.seed, steps=config.steps,
+                             guidance=config.guidance, min_noise=lo, max_noise=hi, scheme=scheme, candidates=1,
+                             align="features" if name == "ours-aligned" else "none")
+    fractions = settings.frame_fractions()
+    result = SchemeResult(name, fractions)
+    pipe_vae = manager.get(config.model).vae
+    for k, ((a, b), (fa, fb)) in enumerate(zip(pairs, files)):
+        folder = out / "runs" / name / f"{k:03d}"
+        started = time.perf_counter()
+        manifest = run_morph([read_image(fa), read_image(fb)], folder, settings, RuntimeSettings(max_batch=16), manager)
+        result.seconds += time.perf_counter() - started
+        result.frames_made += len(fractions) - 2
+        result.unet_evaluations += manifest["unet"]["evaluations"]
+        images = [_read_rgb(folder / e["file"]) for e in manifest["frames"]]
+        result.endpoint_error = max(result.endpoint_error, float(np.abs(images[0].astype(int) - _read_rgb(fa).astype(int)).max()),
+                                    float(np.abs(images[-1].astype(int) - _read_rgb(fb).astype(int)).max()))
+        _score_sequence(result, images, fractions)
+        latents = _vae_latents(pipe_vae, images, torch)
+        steps = np.linalg.norm(np.diff(latents.reshape(len(images), -1), axis=0), axis=1)
+        result.ppl_latent.append(float(steps.sum()))
+        result.pdv_latent.append(float(steps.std()))
+        if progress is not None:
+            progress(name, k + 1, len(pairs))
+    return result
+
+
+def _score_sequence(result: SchemeResult, images: list[np.ndarray], fractions: list[float]) -> None:
+    fits = [scorer.fit(im) for im in images]
+    ka, kb = fits[0].params, fits[-1].params
+    on, lam, near = [], [], []
+    for fit in fits[1:-1]:
+        on.append(bool(fit.on_manifold))
+        if fit.params is None or ka is None or kb is None:
+            lam.append(None)
+            near.append(None)
+        else:
+            lam.append(metrics.inbetweenness(fit.params, ka, kb))
+            near.append(metrics.keyframe_distance(fit.params, ka, kb))
+    result.on.append(on)
+    result.lam.append(lam)
+    result.near.append(near)
+    if all(f.params is not None for f in fits):
+        seq = [f.params for f in fits]
+        result.ppl.append(metrics.path_length(seq))
+        result.pdv.append(metrics.path_deviation(seq))
+        result.monotone.append(metrics.monotonicity(seq))
+
+
+def _read_rgb(path) -> np.ndarray:
+    import cv2
+
+    return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def _vae_latents(vae, images, torch) -> np.ndarray:
+    x = torch.from_numpy(np.stack(images)).float().permute(0, 3, 1, 2).div(127.5).sub(1).to(vae.device, vae.dtype)
+    with torch.inference_mode():
+        return vae.encode(x).latent_dist.mean.float().cpu().numpy()
+
+
+def evaluate(config: EvalConfig, out: str | Path, manager=None, progress=None) -> dict:
+    """Run every scheme (and the noise sweep) and write report.json, report.md and grid.png to `out`."""
+    from latentween.models import ModelManager
+
+    out = Path(out)
+    (out / "keyframes").mkdir(parents=True, exist_ok=True)
+    manager = manager or ModelManager()
+    pairs = make_pairs(config.pairs, config.seed, config.distance)
+    files = []
+    for k, (a, b) in enumerate(pairs):
+        fa, fb = out / "keyframes" / f"{k:03d}_a.png", out / "keyframes" / f"{k:03d}_b.png"
+        _write_rgb(fa, world.render(a))
+        _write_rgb(fb, world.render(b))
+        files.append((fa, fb))
+    started = time.perf_counter()
+    results = {name: run_scheme(name, pairs, files, config, manager, out, progress=progress) for name in config.schemes}
+    sweep = {}
+    for lo, hi in config.noise_sweep:
+        for name in ("ours", "ours-aligned"):
+            key = f"{name}@{lo:.2f}-{hi:.2f}"
+            sweep[key] = run_scheme(name, pairs, files, config, manager, out / "sweep" / f"{lo:.2f}-{hi:.2f}",
+                                    noise=(lo, hi), progress=progress).summary()
+    report = {"config": {**asdict(config), "schemes": list(config.schemes)},
+              "schemes": {name: r.summary() for name, r in results.items()}, "noise_sweep": sweep,
+              "seconds_total": time.perf_counter() - started}
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    (out / "report.md").write_text(render_markdown(report))
+    write_grid(out / "grid.png", out, list(config.schemes), min(config.grid_pairs, config.pairs), config.frames)
+    return report
+
+
+def _write_rgb(path: Path, rgb: np.ndarray) -> None:
+    import cv2
+
+    cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+
+
+def _fmt(v, digits=2) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, list):
+        return f"{v[0]:.{digits}f} ± {v[1]:.{digits}f}"
+    return f"{v:.{digits}f}"
+
+
+def render_markdown(report: dict) -> str:
+    c = report["config"]
+    lines = [f"# Toy-world evaluation", "",
+             f"{c['pairs']} seeded pairs (seed {c['seed']}, centres {c['distance'][0]:.0f}-{c['distance'][1]:.0f} px apart), "
+             f"{c['frames']} frames, DDIM {c['steps']} steps, guidance {c['guidance']}, noise {c['min_noise']}-{c['max_noise']}, "
+             f"model `{c['model']}`. True in-between: on-manifold and |lambda - f| <= {TRUE_INBETWEEN}. "
+             f"PPL/PDV: sum/std of adjacent-frame distances (METHOD.md definition (b)) in fitted-parameter px and in "
+             f"the model's VAE latent space (L2).", "",
+             "| scheme | on-manifold | true in-between | mean abs(lambda-f) | lambda in [0,1] | nearest keyframe px (median) "
+             "| PPL params | PDV params | PPL latent | PDV latent | monotone steps | endpoint max err | UNet evals/frame | s/frame |",
+             "|---" * 14 + "|"]
+    for name, s in report["schemes"].items():
+        lines.append(f"| {name} | {_fmt(s['on_manifold'])} | {_fmt(s['true_inbetween'])} | {_fmt(s['lambda_error'])} | "
+                     f"{_fmt(s['lambda_in_0_1'])} | {_fmt(s['nearest_keyframe_px_median'], 1)} | {_fmt(s['ppl_params'], 1)} | "
+                     f"{_fmt(s['pdv_params'], 1)} | {_fmt(s['ppl_latent'], 1)} | {_fmt(s['pdv_latent'], 1)} | "
+                     f"{_fmt(s['monotone_steps'])} | {s['endpoint_max_error']:.0f} | {s['unet_evaluations_per_frame']:.1f} | "
+                     f"{s['seconds_per_frame']:.3f} |")
+    positions = list(next(iter(report["schemes"].values()))["per_position"])
+    lines += ["", "## Per frame position: on-manifold / true in-between", "",
+              "| scheme | " + " | ".join(positions) + " |", "|---" * (len(positions) + 1) + "|"]
+    for name, s in report["schemes"].items():
+        lines.append(f"| {name} | " + " | ".join(
+            f"{s['per_position'][p]['on_manifold']:.2f} / {s['per_position'][p]['true_inbetween']:.2f}" for p in positions) + " |")
+    if report["noise_sweep"]:
+        lines += ["", "## Noise sweep (min-max fraction of the schedule): on-manifold / true in-between", "",
+                  "| run | all | " + " | ".join(positions) + " | mean abs(lambda-f) | nearest keyframe px |",
+                  "|---" * (len(positions) + 4) + "|"]
+        for name, s in report["noise_sweep"].items():
+            cells = " | ".join(f"{s['per_position'][p]['on_manifold']:.2f} / {s['per_position'][p]['true_inbetween']:.2f}"
+                               for p in positions)
+            lines.append(f"| {name} | {_fmt(s['on_manifold'])} / {_fmt(s['true_inbetween'])} | {cells} | "
+                         f"{_fmt(s['lambda_error'])} | {_fmt(s['nearest_keyframe_px_median'], 1)} |")
+    lines += ["", f"Total {report['seconds_total']:.0f} s.", ""]
+    return "\n".join(lines)
+
+
+def write_grid(path: Path, out: Path, schemes: list[str], pairs: int, frames: int) -> None:
+    """One block per pair, one row per scheme (labelled), the frames left to right."""
+    import cv2
+
+    label_w, size, gap = 150, 64, 6
+    rows = []
+    for k in range(pairs):
+        for name in schemes:
+            folder = out / "runs" / name / f"{k:03d}"
+            tiles = [_read_rgb(folder / f"frame_{i:05d}.png") for i in range(frames)]
+            label = np.full((size, label_w, 3), 255, np.uint8)
+            cv2.putText(label, name, (4, size // 2 + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+            rows.append(np.concatenate([label] + tiles, axis=1))
+        rows.append(np.full((gap, rows[-1].shape[1], 3), 255, np.uint8))
+    _write_rgb(path, np.concatenate(rows, axis=0))
