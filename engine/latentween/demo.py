@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = Path(args.out)
     frames, video = out / "frames", out / "morph.mp4"
+    out.mkdir(parents=True, exist_ok=True)  # the CLI refuses to invent a video's folder; the demo owns this one
     keyframes = [str(ROOT / "samples" / "toy_a.png"), str(ROOT / "samples" / "toy_b.png")]
     code = cli(["morph", *keyframes, *DEMO_SETTINGS, "--out", str(video), "--work", str(frames)])
     if code == 0:
