@@ -12,6 +12,8 @@ STAMP := $(VENV)/.installed
 PYTHON311 ?= python3.11
 BPY := .venv-blender/.installed
 BPY44 := .venv-blender-4.4/.installed
+# 4.2 LTS: 4.2.0 does not import on Debian 12 (libtbb.so.2); 4.2.23's wheel carries its own.
+BPY42 := .venv-blender-4.2/.installed
 
 .PHONY: demo test venv clean plugin ofx bench
 
@@ -26,14 +28,16 @@ $(STAMP): pyproject.toml constraints.txt
 
 $(BPY): BPY_SPEC = bpy==5.0.1
 $(BPY44): BPY_SPEC = bpy==4.4.0
-$(BPY) $(BPY44):
+$(BPY42): BPY_SPEC = bpy==4.2.23
+$(BPY) $(BPY44) $(BPY42):
 	test -x $(@D)/bin/python || $(PYTHON311) -m venv $(@D)
 	$(@D)/bin/python -m pip install -q --upgrade pip
 	$(@D)/bin/python -m pip install -q $(BPY_SPEC)
 	touch $@
 
-plugin: $(BPY)
-	.venv-blender/bin/python scripts/build_plugin.py --out dist
+# The extension zip, written with Python's zipfile: no Blender or bpy wheel needed.
+plugin:
+	$(PYTHON) scripts/build_plugin.py --out dist
 
 # The OpenFX plug-in (ofx_bridge/README.md): needs cmake, a C++17 compiler, libcurl and libpng.
 ofx:
@@ -45,7 +49,7 @@ ofx:
 demo: $(STAMP)
 	$(PY) -m latentween.demo --out out/demo
 
-test: $(STAMP) $(BPY) $(BPY44)
+test: $(STAMP) $(BPY) $(BPY44) $(BPY42)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

@@ -7,9 +7,10 @@
 2. The tiny test checkpoint: a 17-frame morph, 50 steps, guidance on, one candidate.
 3. A randomly initialised SD-1.5-architecture UNet (859.5M parameters) with SD's VAE and a CLIP-L
    text encoder at 256x256 (32x32 latents): a short morph, timed.
-4. --determinism: the SD UNet's batch-2 forward time with the batch-invariant CPU settings
-   (MKL strict reproducibility + ATen convolutions) against PyTorch's defaults, each in a fresh
-   process, side by side in one run.
+4. --determinism: the SD UNet's forward time at batch 2 and 8 with the previous design's
+   batch-invariant CPU settings (MKL strict reproducibility, ATen convolutions, NCHW copies) against
+   what the fixed-chunk design allows (oneDNN, optionally channels-last), each in a fresh process,
+   side by side in one run.
 """
 from __future__ import annotations
 
@@ -24,7 +25,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "engine"))
 
-import latentween  # noqa: E402,F401  (sets MKL_CBWR before torch loads)
 
 
 def planned_evaluations(frames: int, steps: int, min_noise: float, max_noise: float, candidates, guidance: bool) -> float:
@@ -90,7 +90,7 @@ def sd15_components():
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from latentween.models import configure_determinism, make_batch_invariant
+    from latentween.models import configure_determinism
     from latentween.testing.tiny import _build_tokenizer
 
     torch.manual_seed(0)
@@ -107,7 +107,6 @@ def sd15_components():
     configure_determinism(torch.device("cpu"))
     for m in (unet, vae, text):
         m.eval().requires_grad_(False)
-        make_batch_invariant(m)
     return unet, vae, text, tokenizer, scheduler
 
 
@@ -127,35 +126,55 @@ def section_sd(frames: int, steps: int, max_batch: int) -> None:
 
 _FORWARD = r"""
 import sys, time
-sys.path.insert(0, sys.argv[1])
-if sys.argv[2] == "1":
-    import latentween
 import torch
 from diffusers import UNet2DConditionModel
-if sys.argv[2] == "1":
-    from latentween.models import configure_determinism, make_batch_invariant
+config, batch = sys.argv[1], int(sys.argv[2])
 torch.manual_seed(0)
 u = UNet2DConditionModel(sample_size=64, cross_attention_dim=768, attention_head_dim=8).eval()
-if sys.argv[2] == "1":
-    configure_determinism(torch.device("cpu")); make_batch_invariant(u)
-x, c = torch.randn(2, 4, 32, 32), torch.randn(2, 77, 768)
+if config == "old":
+    # the previous design: ATen convolutions and plain NCHW inputs for batch-invariant kernels
+    torch.backends.mkldnn.enabled = False
+    for m in u.modules():
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.GroupNorm)):
+            m.register_forward_pre_hook(lambda mod, args: (args[0].contiguous(),) + tuple(args[1:]))
+if config == "channels-last":
+    u = u.to(memory_format=torch.channels_last)
+x, c = torch.randn(batch, 4, 32, 32), torch.randn(batch, 77, 768)
+if config == "bf16":
+    u, x, c = u.to(torch.bfloat16), x.to(torch.bfloat16), c.to(torch.bfloat16)
 with torch.inference_mode():
     u(x, 500, c)
     best = min((lambda t0: (u(x, 500, c), time.perf_counter() - t0)[1])(time.perf_counter()) for _ in range(3))
 print(best)
 """
 
+# (label, config, extra environment); MKL_CBWR=AVX2,STRICT was the previous design's MKL setting
+_CONFIGS = [
+    ("old: ATen convolutions, NCHW, MKL_CBWR=AVX2,STRICT", "old", {"MKL_CBWR": "AVX2,STRICT"}),
+    ("new: oneDNN convolutions (PyTorch defaults)", "new", {}),
+    ("new + MKL_CBWR=AVX2,STRICT", "new", {"MKL_CBWR": "AVX2,STRICT"}),
+    ("new + channels_last", "channels-last", {}),
+    ("new, bfloat16 weights (--dtype bfloat16)", "bf16", {}),
+]
 
-def section_determinism() -> None:
-    env = {k: v for k, v in os.environ.items() if k != "MKL_CBWR"}
+
+def section_determinism(batches=(2, 8)) -> None:
+    """Each configuration in a fresh process (MKL reads its settings at load), side by side."""
+    base = {k: v for k, v in os.environ.items() if k != "MKL_CBWR"}
+    print("## CPU kernels: SD-1.5-architecture UNet forward, 32x32 latents (256 px), best of 3, seconds")
+    print("| configuration | " + " | ".join(f"batch {b}" for b in batches) + " |")
+    print("|---|" + "---|" * len(batches))
     times = {}
-    for label, flag in (("batch-invariant (ours)", "1"), ("PyTorch defaults", "0")):
-        out = subprocess.run([sys.executable, "-c", _FORWARD, str(ROOT / "engine"), flag], env=env,
-                             capture_output=True, text=True, check=True)
-        times[label] = float(out.stdout.strip().splitlines()[-1])
-    ours, default = times["batch-invariant (ours)"], times["PyTorch defaults"]
-    print("## Cost of bit-identical batching on the CPU: SD-1.5 UNet forward, batch 2, 32x32 latents, best of 3")
-    print(f"ours {ours:.2f} s | defaults {default:.2f} s | ratio ours/defaults {ours / default:.2f}")
+    for label, config, extra in _CONFIGS:
+        for batch in batches:
+            out = subprocess.run([sys.executable, "-c", _FORWARD, config, str(batch)], env={**base, **extra},
+                                 capture_output=True, text=True, check=True)
+            times[label, batch] = float(out.stdout.strip().splitlines()[-1])
+        print(f"| {label} | " + " | ".join(f"{times[label, b]:.2f}" for b in batches) + " |")
+    old = _CONFIGS[0][0]
+    for label, _, _ in _CONFIGS[1:]:
+        print(f"speed-up of {label!r} over the old design: " +
+              ", ".join(f"batch {b} {times[old, b] / times[label, b]:.2f}x" for b in batches))
     print()
 
 

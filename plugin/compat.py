@@ -2,10 +2,14 @@
 
 - 4.4 renamed `sequences`/`sequences_all`/`selected_sequences` to `strips`/`strips_all`/
   `selected_strips`; 4.4 has both names, 5.0 only the new ones.
-- 5.0 lets a workspace's sequencer show a scene other than the active one: `context.sequencer_scene`.
+- 5.0 lets a workspace's sequencer show a scene other than the active one: `context.sequencer_scene`,
+  None when the workspace shows none. Only background mode (no workspace at all) falls back to
+  `context.scene`; in the interface that would morph strips of a scene the editor is not looking at.
 - In background mode the context has no selection members at all (they are None), so selection is
   read from the strips' own `select` flags.
-- A window's status bar exists only with a window; background runs have none.
+- Inside a meta strip being edited (`meta_stack`), what the editor sees and where new strips go is the
+  meta's own strips, not the top level; `strips_all` would mix both.
+- `bpy.app.online_access` is new in 4.2; before it, extensions had no such switch.
 
 Strip kinds are compared by `strip.type` ('IMAGE', 'MOVIE'), which never changed, rather than by the
 Python type names (ImageSequence in 4.2, ImageStrip from 4.4).
@@ -16,8 +20,10 @@ import bpy
 
 
 def scene(context):
-    """The scene the sequencer edits."""
-    return getattr(context, "sequencer_scene", None) or context.scene
+    """The scene the sequencer edits, or None where the workspace shows none (5.0)."""
+    if not hasattr(context, "sequencer_scene") or is_background():
+        return getattr(context, "sequencer_scene", None) or context.scene
+    return context.sequencer_scene
 
 
 def editor(context, create: bool = False):
@@ -39,21 +45,32 @@ def all_strips(ed):
     return ed.strips_all if hasattr(ed, "strips_all") else ed.sequences_all
 
 
+def container(ed):
+    """The strips the editor sees: those of the meta strip being edited, else the top level."""
+    stack = getattr(ed, "meta_stack", None)
+    if stack:
+        meta = stack[-1]
+        return meta.strips if hasattr(meta, "strips") else meta.sequences
+    return strips(ed)
+
+
 def selected(context) -> list:
+    """Selected strips of the level the editor sees (not those inside closed metas)."""
+    ed = editor(context)
+    if ed is None:
+        return []
+    visible = list(container(ed))
     selection = getattr(context, "selected_strips", None)
     if selection is None:
         selection = getattr(context, "selected_sequences", None)
     if selection is None:
-        ed = editor(context)
-        selection = [s for s in all_strips(ed) if s.select] if ed is not None else []
-    return list(selection)
+        return [s for s in visible if s.select]
+    names = {s.name for s in visible}
+    return [s for s in selection if s.name in names]
 
 
-def status_text(context, text) -> None:
-    """Text in the status bar, or None to give it back; nothing without a window."""
-    workspace = getattr(context, "workspace", None)
-    if workspace is not None and context.window is not None:
-        workspace.status_text_set(text)
+def online_access() -> bool:
+    return bool(getattr(bpy.app, "online_access", True))
 
 
 def redraw_sequencer(context) -> None:

@@ -5,6 +5,7 @@ call is a few short HTTP requests, so the interface never freezes for long and n
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import subprocess
@@ -25,8 +26,25 @@ _spawned: Optional[subprocess.Popen] = None
 SUBMIT_TIMEOUT = 20.0  # seconds; two keyframes upload in well under that on loopback or a LAN
 
 
-def connect(url: str, token: str = "") -> daemon.Client:
-    return daemon.Client(url or daemon.DEFAULT_URL, token or None, timeout=POLL_TIMEOUT)
+def normal_url(url: str) -> str:
+    """What the editor typed, as the client takes it: `127.0.0.1:8642` means http://127.0.0.1:8642."""
+    url = (url or "").strip() or daemon.DEFAULT_URL
+    return url if "://" in url else f"http://{url}"
+
+
+def connect(url: str, token: str = "", online: bool = True) -> daemon.Client:
+    """A client for the daemon at `url`. `online`: Blender's "Allow Online Access"; without it only a
+    daemon on this machine is asked (Blender's rule for extensions)."""
+    url = normal_url(url)
+    try:
+        client = daemon.Client(url, token or None, timeout=POLL_TIMEOUT)
+    except ValueError:
+        raise MorphError(f"the daemon URL {url!r} is not an address like http://127.0.0.1:8642; "
+                         f"fix it in the add-on's preferences") from None
+    if not online and not is_local(url):
+        raise MorphError(f"Blender's online access is off, and the daemon at {url} is on another machine: "
+                         f"allow online access (Preferences > System > Network) or use a local daemon")
+    return client
 
 
 def health(client: daemon.Client) -> dict:
@@ -37,7 +55,13 @@ def health(client: daemon.Client) -> dict:
 
 
 def is_local(url: str) -> bool:
-    return (urlsplit(url).hostname or "") in ("localhost", "127.0.0.1", "::1")
+    host = urlsplit(normal_url(url)).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def spawn_daemon(command: str, url: str, model: str = "") -> subprocess.Popen:
@@ -45,6 +69,7 @@ def spawn_daemon(command: str, url: str, model: str = "") -> subprocess.Popen:
     global _spawned
     if _spawned is not None and _spawned.poll() is None:
         return _spawned
+    url = normal_url(url)
     parts = urlsplit(url)
     if not is_local(url):
         raise MorphError(f"cannot start a daemon for {url}: only a local address (127.0.0.1) can be started here")
@@ -62,6 +87,25 @@ def spawn_daemon(command: str, url: str, model: str = "") -> subprocess.Popen:
         os.close(fd)
     _spawned.log = log
     return _spawned
+
+
+def spawned() -> Optional[subprocess.Popen]:
+    """The daemon this Blender started, while it runs."""
+    return _spawned if _spawned is not None and _spawned.poll() is None else None
+
+
+def stop_daemon(timeout: float = 10.0) -> bool:
+    """Stop the daemon this Blender started (its jobs are resumed when one starts again)."""
+    process = spawned()
+    if process is None:
+        return False
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout)
+    return True
 
 
 class MorphJob:
@@ -153,6 +197,29 @@ class MorphJob:
             os.replace(tmp, path)
         except OSError as exc:
             raise MorphError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
+
+    def candidates(self) -> tuple[int, list[Path]]:
+        """The frame the daemon waits on a choice for, and its candidates as files in the job's folder."""
+        try:
+            listing = self.client.candidates(self.id)
+            frame, paths = listing["frame"], []
+            for candidate in listing["candidates"]:
+                path = self.folder / "candidates" / f"frame{frame:05d}_{candidate['index']}.png"
+                if not path.exists():
+                    path.parent.mkdir(exist_ok=True)
+                    self._save(path, self.client.candidate(self.id, candidate["index"]))
+                paths.append(path)
+        except daemon.DaemonError as exc:
+            raise MorphError(str(exc)) from None
+        except OSError as exc:
+            raise MorphError(f"cannot write the candidates into {str(self.folder)!r}: {exc.strerror or exc}") from None
+        return frame, paths
+
+    def choose(self, frame: int, candidate: int) -> None:
+        try:
+            self.job = self.client.choose(self.id, frame, candidate)
+        except daemon.DaemonError as exc:
+            raise MorphError(str(exc)) from None
 
     def cancel(self) -> None:
         """Ask the daemon to stop; a job that already ended needs nothing."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import compat, task
+from . import compat, health, job, preferences, task
 
 
 class SEQUENCER_PT_latentween(bpy.types.Panel):
@@ -21,7 +21,10 @@ class SEQUENCER_PT_latentween(bpy.types.Panel):
     def draw(self, context):
         layout = self.layout
         props = compat.scene(context).latentween
-        self._daemon(layout.box(), context.window_manager.latentween_daemon)
+        state = context.window_manager.latentween_daemon
+        if not state.checked and not health.pending():
+            health.schedule()  # a timer asks; draw() itself makes no request
+        self._daemon(layout.box(), state, preferences.get(context).url)
 
         col = layout.column()
         col.use_property_split = True
@@ -36,6 +39,7 @@ class SEQUENCER_PT_latentween(bpy.types.Panel):
             col.prop(props, "frames")
         col.prop(props, "ease")
         col.prop(props, "candidates")
+        col.prop(props, "choose")
         col.prop(props, "seed")
         col.prop(props, "pose")
         col.prop(props, "invert_steps")
@@ -52,15 +56,27 @@ class SEQUENCER_PT_latentween(bpy.types.Panel):
         for run in task.ACTIVE:
             row = layout.row(align=True)
             row.progress(factor=run.fraction, text=f"{run.name}: {run.message}")
-            row.operator("sequencer.latentween_cancel", text="", icon="CANCEL").job = run.job.id or ""
+            row.operator("sequencer.latentween_cancel", text="", icon="CANCEL").task = run.key
+            if run.choice is not None:
+                self._candidates(layout.box(), run)
         if len(task.ACTIVE) > 1:
-            layout.operator("sequencer.latentween_cancel", text="Cancel All", icon="CANCEL")
+            layout.operator("sequencer.latentween_cancel", text="Cancel All", icon="CANCEL").all = True
 
     @staticmethod
-    def _daemon(box, state) -> None:
+    def _candidates(box, run) -> None:
+        box.label(text=f"Frame {run.choice[0]}: keep one", icon="IMAGE_DATA")
+        grid = box.grid_flow(columns=min(len(run.choice_icons), 4), even_columns=True, align=True)
+        for index, icon in enumerate(run.choice_icons):
+            col = grid.column(align=True)
+            col.template_icon(icon_value=icon, scale=5.0)
+            op = col.operator("sequencer.latentween_choose", text=f"Keep {index + 1}")
+            op.task, op.candidate = run.key, index
+
+    @staticmethod
+    def _daemon(box, state, url: str) -> None:
         row = box.row()
         if not state.checked:
-            row.label(text="Daemon: not checked yet", icon="QUESTION")
+            row.label(text="Daemon: checking", icon="QUESTION")
         elif state.reachable:
             row.label(text=f"Daemon: {state.device}, queue {state.queue}", icon="CHECKMARK")
         else:
@@ -70,3 +86,11 @@ class SEQUENCER_PT_latentween(bpy.types.Panel):
             box.label(text=f"Model: {state.model}")
         elif state.message:
             box.label(text=state.message)
+        ours = job.spawned() is not None
+        if ours:
+            box.operator("sequencer.latentween_daemon_stop", text="Stop Daemon", icon="PAUSE")
+        elif state.checked and not state.reachable and job.is_local(url):
+            box.label(text="Start it here, or run `latentween serve`")
+            box.operator("sequencer.latentween_daemon_start", text="Start Daemon", icon="PLAY")
+        elif state.checked and not state.reachable:
+            box.label(text="Check the Daemon URL in the add-on's preferences")

@@ -34,12 +34,16 @@ class LATENTWEEN_PG_settings(bpy.types.PropertyGroup):
     candidates: IntProperty(
         name="Candidates", default=0, min=0, max=64,
         description="Candidates per new frame, ranked by CLIP (0: the daemon's default; 1 turns ranking off)")
+    choose: BoolProperty(
+        name="Choose", description="Pause at each new frame and show its candidates here, to keep one by hand "
+                                   "(Candidates 2 or more)")
     seed: IntProperty(name="Seed", description="Fixes every frame; Re-roll picks a new one", default=0, min=0)
     pose: BoolProperty(name="Pose", description="Follow the people's poses with an OpenPose ControlNet")
     invert_steps: IntProperty(
         name="Inversion Steps", default=0, min=0, max=5000,
         description="Textual-inversion steps per keyframe (0 turns it off; 100-500 follow the paper)")
-    steps: IntProperty(name="Steps", description="DDIM steps of the full schedule", default=50, min=1, max=1000)
+    steps: IntProperty(name="Steps", description="Sampler steps of the full schedule (a frame runs its noise level's share)",
+                       default=25, min=1, max=1000)
     min_noise: FloatProperty(name="Min Noise", description="Noise for the closest parents, as a fraction of the schedule",
                              default=0.30, min=0.0, max=1.0, update=_noise_order)
     max_noise: FloatProperty(name="Max Noise", description="Noise for the first midpoint, as a fraction of the schedule",
@@ -57,6 +61,8 @@ class LATENTWEEN_PG_settings(bpy.types.PropertyGroup):
         }
         if self.candidates:
             settings["candidates"] = self.candidates
+        if self.choose:
+            settings["choose"] = "manual"
         return settings
 
 

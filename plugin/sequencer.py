@@ -1,8 +1,10 @@
 """Reading keyframes from strips and putting the result on the timeline: the `bpy` side of timeline.py."""
 from __future__ import annotations
 
+import json
 import os
 import re
+import struct
 from pathlib import Path
 
 import bpy
@@ -28,8 +30,24 @@ def pair(context) -> tuple:
     return tuple(sorted(chosen, key=lambda s: (s.frame_final_start, s.channel)))
 
 
-def occupied(ed) -> list[Span]:
-    return [span(s) for s in compat.strips(ed)]
+def occupied(level) -> list[Span]:
+    """Spans of the strips at one level: the top level or a meta strip's own strips."""
+    return [span(s) for s in level]
+
+
+def level_name(ed) -> str:
+    """The meta strip the editor is inside, "" at the top level."""
+    stack = getattr(ed, "meta_stack", None)
+    return stack[-1].name if stack else ""
+
+
+def _level(ed, meta: str):
+    if not meta:
+        return compat.strips(ed)
+    strip = compat.all_strips(ed).get(meta)
+    if strip is None:
+        raise MorphError(f"the meta strip '{meta}' is gone")
+    return strip.strips if hasattr(strip, "strips") else strip.sequences
 
 
 def source_file(strip) -> str:
@@ -112,21 +130,52 @@ def find_strip(scene_name: str, strip_name: str):
     scene = bpy.data.scenes.get(scene_name)
     if scene is None or scene.sequence_editor is None or not strip_name:
         return None
-    return compat.strips(scene.sequence_editor).get(strip_name)
+    return compat.all_strips(scene.sequence_editor).get(strip_name)  # names are unique across metas
 
 
-def add_frames(scene_name: str, name: str, folder: Path, files: list[str], channel: int, start: int):
-    """An image-sequence strip of `files`; the folder is kept relative to the blend file when it can be."""
+def png_size(path: Path) -> tuple[int, int]:
+    """Width and height from a PNG's header; (0, 0) when it is no PNG."""
+    with open(path, "rb") as file:
+        head = file.read(24)
+    return struct.unpack(">II", head[16:24]) if head[:8] == b"\x89PNG\r\n\x1a\n" else (0, 0)
+
+
+def _fit_like(strip, neighbour, folder: Path, first: str) -> None:
+    """Frames the size of the neighbour's media get its transform and crop, so the in-betweens sit
+    exactly where the keyframes do, however the neighbour was fitted or moved."""
+    elements = getattr(neighbour, "elements", None)
+    element = elements[0] if elements is not None and len(elements) else None
+    if element is None or (element.orig_width, element.orig_height) != png_size(folder / first):
+        return
+    for name in ("offset_x", "offset_y", "scale_x", "scale_y", "rotation", "origin", "filter"):
+        if hasattr(neighbour.transform, name):
+            setattr(strip.transform, name, getattr(neighbour.transform, name))
+    for name in ("min_x", "max_x", "min_y", "max_y"):
+        setattr(strip.crop, name, getattr(neighbour.crop, name))
+    for name in ("use_flip_x", "use_flip_y"):
+        setattr(strip, name, getattr(neighbour, name))
+
+
+def add_frames(scene_name: str, meta: str, name: str, folder: Path, files: list[str], channel: int, start: int,
+               like: str = ""):
+    """An image-sequence strip of `files` at the level `meta` ("" the top level), fitted as the strip
+    named `like`; the folder is kept relative to the blend file when it can be."""
     scene = bpy.data.scenes.get(scene_name)
     if scene is None:
         raise MorphError(f"the scene '{scene_name}' is gone")
     if scene.sequence_editor is None:
         scene.sequence_editor_create()
-    strip = compat.strips(scene.sequence_editor).new_image(
-        name, str(folder / files[0]), channel, start, fit_method="ORIGINAL")
+    level = _level(scene.sequence_editor, meta)
+    # Blender's own choice for new strips (Scale to Fit unless the editor changed it), not ORIGINAL
+    tool = getattr(scene.tool_settings, "sequencer_tool_settings", None)
+    strip = level.new_image(name, str(folder / files[0]), channel, start,
+                            fit_method=getattr(tool, "fit_method", "FIT"))
     for file in files[1:]:
         strip.elements.append(file)
     strip.select = False  # the two source strips stay the selection, so Re-roll works on them again
+    neighbour = compat.all_strips(scene.sequence_editor).get(like) if like else None
+    if neighbour is not None:
+        _fit_like(strip, neighbour, folder, files[0])
     if bpy.data.filepath:
         try:
             strip.directory = bpy.path.relpath(str(folder)) + "/"
@@ -134,10 +183,17 @@ def add_frames(scene_name: str, name: str, folder: Path, files: list[str], chann
             pass
     if strip.channel != channel or int(strip.frame_final_start) != start:
         moved = (strip.channel, int(strip.frame_final_start))
-        compat.strips(scene.sequence_editor).remove(strip)
+        level.remove(strip)
         raise MorphError(f"Blender put the new strip on channel {moved[0]} at frame {moved[1]}, "
                          f"not on channel {channel} at frame {start}")
     return strip
+
+
+def record(strip, job_id: str, settings: dict) -> None:
+    """The job's id and its settings as the daemon ran them (the seed fixed), saved with the strip,
+    so a result can be made again or traced to its job later."""
+    strip["latentween_job"] = job_id
+    strip["latentween_settings"] = json.dumps(settings, sort_keys=True)
 
 
 def refresh(strip) -> None:
@@ -145,7 +201,10 @@ def refresh(strip) -> None:
     strip.invalidate_cache("RAW")
 
 
-def remove(scene_name: str, strip_name: str) -> None:
+def remove(scene_name: str, meta: str, strip_name: str) -> None:
     strip = find_strip(scene_name, strip_name)
     if strip is not None:
-        compat.strips(bpy.data.scenes[scene_name].sequence_editor).remove(strip)
+        try:
+            _level(bpy.data.scenes[scene_name].sequence_editor, meta).remove(strip)
+        except MorphError:
+            pass  # its meta strip went away, and the strip with it

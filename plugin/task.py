@@ -6,18 +6,19 @@ loop: each tick is a few short requests, writes finished frames and keeps the st
 """
 from __future__ import annotations
 
+import itertools
 import random
 import shutil
 import tempfile
 import time
 from typing import Optional
 
-
-from . import compat, job, preferences, sequencer, timeline
+from . import candidates, compat, job, preferences, sequencer, timeline
 from .timeline import MorphError
 
 DAEMON_START_TIMEOUT = 300.0  # a first start may load a large model from disk
 ACTIVE: list["MorphTask"] = []  # running tasks, for the panel and the Cancel button
+_keys = itertools.count(1)
 
 
 def start(context, reroll: bool = False) -> "MorphTask":
@@ -27,15 +28,18 @@ def start(context, reroll: bool = False) -> "MorphTask":
     if ed is None:
         raise MorphError("this scene has no sequencer strips")
     a, b = sequencer.pair(context)
+    level = compat.container(ed)  # where the two strips are: the top level or an open meta strip
     if props.mode == "GAP":
-        placement = timeline.fill_gap(sequencer.span(a), sequencer.span(b), sequencer.occupied(ed))
+        placement = timeline.fill_gap(sequencer.span(a), sequencer.span(b), sequencer.occupied(level))
     else:
-        placement = timeline.transition(sequencer.span(a), sequencer.span(b), props.frames, sequencer.occupied(ed))
+        placement = timeline.transition(sequencer.span(a), sequencer.span(b), props.frames, sequencer.occupied(level))
     out_root = sequencer.output_root(props.output_dir)
     if reroll:
         props.seed = random.SystemRandom().randrange(2**31)
-    task = MorphTask(compat.scene(context).name, placement, job.connect(prefs.url, prefs.token),
+    client = job.connect(prefs.url, prefs.token, compat.online_access())
+    task = MorphTask(compat.scene(context).name, placement, client,
                      props.job_settings(placement.frames), out_root, sequencer.job_name(a, b))
+    task.meta, task.like = sequencer.level_name(ed), a.name
     task.collect_keyframes(a, b, prefs.send_paths)
     daemon_state = context.window_manager.latentween_daemon
     try:
@@ -58,6 +62,7 @@ def start(context, reroll: bool = False) -> "MorphTask":
 
 class MorphTask:
     def __init__(self, scene_name: str, placement: timeline.Placement, client, settings: dict, out_root, name: str):
+        self.key = str(next(_keys))  # names the task before the daemon gave its job an id
         self.scene_name = scene_name
         self.placement = placement
         self.client = client
@@ -66,10 +71,14 @@ class MorphTask:
         self.name = name
         self.job = job.MorphJob(client, placement.keep)
         self.strip_name = ""
+        self.meta = ""  # the meta strip the result goes into; "" the top level
+        self.like = ""  # the strip whose fit and transform the result copies
         self.keyframes: list[str] = []
         self.as_paths = False
         self.scratch: Optional[str] = None
         self.process = None
+        self.choice: Optional[tuple[int, list]] = None  # (frame, candidate files) the daemon waits on
+        self.choice_icons: list[int] = []
         self.started = time.monotonic()
         self.message = "submitting"
         self.fraction = 0.0
@@ -113,6 +122,9 @@ class MorphTask:
             if self.job.poll():
                 self._show()
             self.message, self.fraction = timeline.job_status(self.job.job)
+            if self.job.job["state"] == "awaiting-choice":
+                self._await_choice()
+                return False
             if self.job.done:
                 self._show()
                 self._end()
@@ -137,13 +149,29 @@ class MorphTask:
             context.window_manager.latentween_daemon.update(health)
         self.submit()
 
+    def _await_choice(self) -> None:
+        frame = (self.job.job.get("awaiting") or {}).get("frame")
+        if self.choice is None or self.choice[0] != frame:
+            self.choice = self.job.candidates()
+            self.choice_icons = candidates.icons(self.choice[1])
+        self.message = f"choose one of {len(self.choice[1])} candidates for frame {self.choice[0]}"
+
+    def choose(self, candidate: int) -> None:
+        """Keep one of the candidates the daemon waits on; the job goes on."""
+        if self.choice is None:
+            raise MorphError("the daemon is not waiting for a choice")
+        frame, self.choice, self.choice_icons = self.choice[0], None, []
+        self.job.choose(frame, candidate)
+        self.message = f"kept candidate {candidate + 1} for frame {frame}"
+
     def _show(self) -> None:
         """Put the strip on the timeline with the first finished frame, then keep it current."""
         strip = sequencer.find_strip(self.scene_name, self.strip_name)
         if strip is None:
             p = self.placement
-            strip = sequencer.add_frames(self.scene_name, f"latentween {self.name}", self.job.folder,
-                                         self.job.files, p.channel, p.start)
+            strip = sequencer.add_frames(self.scene_name, self.meta, f"latentween {self.name}", self.job.folder,
+                                         self.job.files, p.channel, p.start, self.like)
+            sequencer.record(strip, self.job.id, self.job.job.get("settings") or self.settings)
             self.strip_name = strip.name
         else:
             sequencer.refresh(strip)
@@ -155,16 +183,35 @@ class MorphTask:
         try:
             self.job.cancel()
         finally:
-            self._abandon()
+            self._abandon(stop_job=False)
             self.message = "cancelled"
 
-    def _abandon(self) -> None:
+    def _abandon(self, stop_job: bool = True) -> None:
+        """The morph cannot finish: stop its daemon job too, or it would run on for nobody."""
         if self.finished:
             return
+        if stop_job:
+            self._stop_job()
         self.drop_keyframes()
-        sequencer.remove(self.scene_name, self.strip_name)
+        sequencer.remove(self.scene_name, self.meta, self.strip_name)
         self.job.discard()
         self._end()
+
+    def forget(self) -> None:
+        """Another file replaces this one: stop the job, keep away from the new file's strips."""
+        if self.finished:
+            return
+        self._stop_job()
+        self.drop_keyframes()
+        self.job.discard()
+        self.message = "cancelled: another file was opened"
+        self._end()
+
+    def _stop_job(self) -> None:
+        try:
+            self.job.cancel()
+        except MorphError:
+            pass  # a daemon gone away has no job to stop; the editor already has the first error
 
     def _end(self) -> None:
         self.finished = True
@@ -181,8 +228,18 @@ class MorphTask:
             raise
 
 
-def cancel_all(job_id: str = "") -> int:
-    tasks = [t for t in ACTIVE if not job_id or t.job.id == job_id]
+def find(key: str) -> Optional["MorphTask"]:
+    return next((t for t in ACTIVE if t.key == key), None)
+
+
+def cancel_all(job_id: str = "", key: str = "", everything: bool = False) -> int:
+    """Cancels the task with this job id or task key, or every task; nothing named: nothing."""
+    tasks = [t for t in ACTIVE if everything or (job_id and t.job.id == job_id) or (key and t.key == key)]
     for task in tasks:
         task.cancel()
     return len(tasks)
+
+
+def forget_all() -> None:
+    for task in list(ACTIVE):
+        task.forget()

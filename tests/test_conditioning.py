@@ -59,12 +59,12 @@ def test_a_changed_image_or_prompt_misses_the_cache(keyframe_arrays):
 
 def test_frames_get_the_slerp_of_the_keyframes_embeddings(pipe):
     from latentween.method import slerp
-    from latentween.pipeline import Candidate
+    from latentween.plan import PlannedRow
     from latentween.plan import make_plan
 
     a, b, neg = torch.randn(16, 32), torch.randn(16, 32), torch.randn(16, 32)
     frame = make_plan(FRACTIONS, 0.3, 0.55)[1][0]  # fraction 0.25
-    cond = pipe.frame_conditioning([Candidate(frame, 0, 3)], FRACTIONS, (a, b, neg), InterpolationRequest(FRACTIONS, 0))
+    cond = pipe.frame_conditioning([PlannedRow(frame, 0, 3)], FRACTIONS, (a, b, neg), InterpolationRequest(FRACTIONS, 0))
     torch.testing.assert_close(cond["cond"][0], slerp(a[None], b[None], 0.25)[0])
     torch.testing.assert_close(cond["uncond"][0], neg)
 
@@ -119,7 +119,8 @@ def test_the_pose_detector_loads_and_no_person_means_a_warning_and_no_pose(tiny_
 
 def test_the_best_scoring_candidate_is_kept_and_all_scores_are_recorded(tiny_model, keyframe_files, tmp_path):
     out = tmp_path / "out"
-    assert morph(tiny_model, keyframe_files, out, "--frames", 3, "--candidates", 4, "--clip-model", tiny_model / "clip") == 0
+    assert morph(tiny_model, keyframe_files, out, "--frames", 3, "--candidates", 4, "--clip-model", tiny_model / "clip",
+                 "--prune-at", 0) == 0
     frame = manifest(out)["frames"][1]
     assert len(frame["scores"]) == 4 and frame["chosen"] == int(np.argmax(frame["scores"]))
 

@@ -50,13 +50,13 @@ def test_slerp_computes_in_float64_and_keeps_the_input_dtype():
 
 def test_add_noise_is_the_forward_process():
     z0, eps = torch.randn(1, 4, 8, 8), torch.randn(1, 4, 8, 8)
-    torch.testing.assert_close(add_noise(z0, eps, 0.64), 0.8 * z0 + 0.6 * eps)
+    torch.testing.assert_close(add_noise(z0, eps, 0.8, 0.6), 0.8 * z0 + 0.6 * eps)
 
 
 def test_noise_interpolate_shares_one_noise_between_both_parents():
     z, eps = torch.randn(1, 4, 8, 8), torch.randn(1, 4, 8, 8)
     # identical parents with shared noise stay exactly the noised parent, for any fraction
-    torch.testing.assert_close(noise_interpolate(z, z, 0.3, eps, 0.5), add_noise(z, eps, 0.5))
+    torch.testing.assert_close(noise_interpolate(z, z, 0.3, eps, 0.8, 0.6), add_noise(z, eps, 0.8, 0.6))
 
 
 def test_frame_generator_depends_on_seed_fraction_and_candidate_only():

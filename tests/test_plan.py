@@ -1,7 +1,7 @@
 """The recursive plan and its noise schedule (METHOD.md 2)."""
 import pytest
 
-from latentween.plan import bisection_plan, ddim_index, make_plan, noise_for_distance, reference_candidates
+from latentween.plan import bisection_plan, ddim_index, level_chunks, make_plan, noise_for_distance, reference_candidates
 
 
 def even(n):
@@ -92,3 +92,29 @@ def test_ddim_index_truncates_like_the_reference_and_stays_in_range():
 
 def test_reference_candidate_schedule_is_8_then_one_fewer_never_below_3():
     assert [reference_candidates(level) for level in range(1, 9)] == [8, 7, 6, 5, 4, 3, 3, 3]
+
+
+# -- fixed chunks (docs/determinism.md) --------------------------------------------------------------
+
+def chunk_shape(chunks):
+    return [[(row.frame.index, row.candidate) for row in chunk] for chunk in chunks]
+
+
+def test_chunks_hold_whole_frames_in_plan_order_up_to_the_size():
+    level = make_plan(even(9), 0.3, 0.55)[2]  # frames 1, 3, 5, 7
+    chunks = level_chunks(level, 2, [5] * 4, 4)
+    assert chunk_shape(chunks) == [[(1, 0), (1, 1), (3, 0), (3, 1)], [(5, 0), (5, 1), (7, 0), (7, 1)]]
+
+
+def test_a_frame_with_more_candidates_than_the_size_is_a_chunk_of_its_own():
+    level = make_plan(even(9), 0.3, 0.55)[1]  # frames 2, 6
+    assert chunk_shape(level_chunks(level, 3, [7, 7], 2)) == [[(2, 0), (2, 1), (2, 2)], [(6, 0), (6, 1), (6, 2)]]
+
+
+def test_rows_of_a_chunk_share_one_start_index():
+    level = make_plan(even(6), 0.3, 0.55)[1]
+    starts = [ddim_index(f.noise, 20) for f in level]
+    assert len(set(starts)) == 2
+    chunks = level_chunks(level, 1, starts, 8)
+    assert len(chunks) == 2 and all(len({row.start for row in chunk}) == 1 for chunk in chunks)
+    assert chunks[0][0].start == max(starts)  # the noisiest first

@@ -164,13 +164,38 @@ def test_a_killed_daemon_leaves_no_worker_process_behind(tiny_model, tmp_path):
     assert children and all(gone(pid) for pid in children)
 
 
-def test_a_worker_process_that_dies_fails_its_job_and_a_new_one_takes_the_next(tiny_model, keyframe_files, tmp_path):
+def _kill_worker_when(daemon, client, job_id, ready, timeout=120):
+    """SIGKILL the worker process (as the kernel's out-of-memory killer would) once `ready(job)` holds."""
+    deadline = time.monotonic() + timeout
+    while not ready(client.job(job_id)):
+        assert time.monotonic() < deadline, "the job never got there"
+        time.sleep(0.01)
+    pid = child_pids(daemon, only_worker=True)[0]
+    os.kill(pid, signal.SIGKILL)
+    return pid
+
+
+def test_a_killed_worker_process_resumes_its_job_with_identical_frames(tiny_model, keyframe_files, tmp_path):
+    state = tmp_path / "state"
+    with DaemonProcess(daemon_args(tiny_model, state), env=env()) as daemon:
+        client = Client(daemon.url)
+        job = client.submit(keyframe_files, SETTINGS)
+        _kill_worker_when(daemon, client, job["id"], lambda j: len(j["frames"]) >= 4)  # mid-level
+        resumed = client.wait(job["id"], interval=0.05)
+        reference = client.wait(client.submit(keyframe_files, SETTINGS)["id"], interval=0.05)
+    manifest = json.loads((state / "jobs" / job["id"] / "output" / "manifest.json").read_text())
+    assert resumed["state"] == "done" and resumed["frames"] == list(range(9))
+    assert any(f.get("resumed") for f in manifest["frames"])
+    assert frame_bytes(state, job["id"], 9) == frame_bytes(state, reference["id"], 9)
+
+
+def test_a_job_whose_worker_dies_twice_fails_and_a_new_worker_takes_the_next(tiny_model, keyframe_files, tmp_path):
     with DaemonProcess(daemon_args(tiny_model, tmp_path / "state"), env=env()) as daemon:
         client = Client(daemon.url)
         job = client.submit(keyframe_files, {**SETTINGS, "steps": 400})
-        while client.job(job["id"])["progress"]["done"] == 0:
-            time.sleep(0.01)
-        os.kill(child_pids(daemon, only_worker=True)[0], signal.SIGKILL)  # as the kernel's out-of-memory killer would
+        first = _kill_worker_when(daemon, client, job["id"], lambda j: j["progress"]["done"] > 0)
+        _kill_worker_when(daemon, client, job["id"], lambda j: j["state"] == "running" and j["progress"]["done"] > 0
+                          and child_pids(daemon, only_worker=True) and child_pids(daemon, only_worker=True)[0] != first)
         failed = _wait_final(client, job["id"])
-        assert failed["state"] == "failed" and "worker process died" in failed["error"]
+        assert failed["state"] == "failed" and "worker process died 2 times" in failed["error"]
         assert client.wait(client.submit(keyframe_files, {"frames": 3, "steps": 4, "candidates": 1})["id"])["state"] == "done"

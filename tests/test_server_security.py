@@ -141,7 +141,8 @@ def test_paths_cannot_escape_the_allowed_roots(daemon, http, keyframe_files, ref
 
 
 @pytest.mark.parametrize("settings", ['{"model": "/usr/lib"}', '{"pose": "/etc/a.json,/etc/b.json"}',
-                                      '{"controlnet": "../../cn.safetensors"}'])
+                                      '{"controlnet": "../../cn.safetensors"}', '{"lora": ["/etc/lora.safetensors:0.5"]}',
+                                      '{"lora": ["owner/style", "/root/x.safetensors"]}', '{"preview_vae": "/usr/taesd"}'])
 def test_files_named_in_settings_outside_the_allowed_roots_are_refused(http, pngs, refused, settings):
     refused(upload(http, *pngs, settings=settings), 403, "outside")
 

@@ -188,6 +188,9 @@ class Client:
         if content_type:
             headers["Content-Type"] = content_type
         if self.token:
+            if not all(" " < c < "\x7f" for c in self.token):  # http.client would raise UnicodeEncodeError
+                raise DaemonError("the token must be printable ASCII without spaces, as daemons require; "
+                                  "check --token or $LATENTWEEN_TOKEN")
             headers["Authorization"] = f"Bearer {self.token}"
         timeout = timeout or self.timeout
         with self._lock:

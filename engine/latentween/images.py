@@ -17,6 +17,8 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,7 +61,8 @@ def decode_image(data: bytes, source: str) -> Keyframe:
         raise InputError(f"keyframe {source!r} is a truncated PNG")
     if data[:2] == b"\xff\xd8" and b"\xff\xd9" not in data[-16:]:
         raise InputError(f"keyframe {source!r} is a truncated JPEG")
-    array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    with _library_noise_dropped():
+        array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if array is None or array.size == 0:
         raise InputError(f"keyframe {source!r} is not a readable image (unsupported format or corrupt)")
     return Keyframe(*_to_float_rgb(array), source=source, sha256=hashlib.sha256(data).hexdigest())
@@ -79,22 +82,151 @@ def read_image(path: str | os.PathLike) -> Keyframe:
     return decode_image(data, str(path))
 
 
-def _check_dimensions(data: bytes, source: str) -> None:
+class ImageTooLarge(InputError):
+    """A keyframe whose header claims more pixels than allowed: refused before any decoder allocates them."""
+
+
+def _check_dimensions(data: bytes, source: str, limit: int = MAX_PIXELS) -> tuple[int, int]:
     """Refuse huge images from the header, before decoding allocates them."""
+    width, height = image_size(data, source)
+    if width * height > limit:
+        raise ImageTooLarge(f"keyframe {source!r} is {width}x{height}, more than the {limit:,}-pixel limit")
+    return width, height
+
+
+# What OpenCV decodes, by the signature it picks its decoder by, and the name Pillow gives that format:
+# the size comes from the header of the format that will be decoded, so a file cannot pass the check
+# as one format and be decoded as another.
+_PILLOW_FORMATS = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"),
+    (b"BM", "BMP"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"), (b"Y\xa6j\x95", "SUN"),
+    (b"\x00\x00\x00\x0cjP  \r\n\x87\n", "JPEG2000"), (b"\xff\x4f\xff\x51", "JPEG2000"),
+    *((b"P%d" % n, "PPM") for n in range(1, 7)),
+)
+_SIDE = rb"(\d{1,9})"  # a side of more digits is junk, and int() of a megabyte of digits is slow
+
+
+def image_size(data: bytes, source: str) -> tuple[int, int]:
+    """(width, height) read from the header of every format decode_image accepts; any other format is
+    refused here, so no decoder ever sees a file whose size is unknown."""
+    if not data:
+        raise InputError(f"keyframe {source!r} is empty (0 bytes)")
+    size = _own_header_size(data, source)
+    if size is None:
+        size = _pillow_size(data, source, _pillow_format(data, source))
+    if size[0] <= 0 or size[1] <= 0:
+        raise InputError(f"keyframe {source!r} has zero size")
+    return size
+
+
+def _pillow_format(data: bytes, source: str) -> str:
+    for signature, name in _PILLOW_FORMATS:
+        if data.startswith(signature):
+            return name
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    if data[4:8] == b"ftyp" and data[8:12] in (b"avif", b"avis"):
+        return "AVIF"
+    raise InputError(f"keyframe {source!r} is not a readable image (unsupported format: use PNG, JPEG, TIFF, WebP, "
+                     f"BMP, GIF, AVIF, JPEG 2000, Radiance HDR, PFM or PNM)")
+
+
+def _pillow_size(data: bytes, source: str, name: str) -> tuple[int, int]:
     from io import BytesIO
 
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
+    Image.init()
+    # Pillow's plugin itself, not Image.open: that one refuses past its own bomb limit without saying
+    # the size, and warns below it; the limit here is ours (MAX_PIXELS, --max-pixels)
+    if name not in Image.OPEN:  # a plugin this Pillow was built without (AVIF needs libavif)
+        raise InputError(f"keyframe {source!r} is not a readable image ({name} is not supported here)")
+    factory, _ = Image.OPEN[name]
     try:
-        with Image.open(BytesIO(data)) as im:
-            w, h = im.size
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
-        return  # formats PIL does not know (EXR): OpenCV's own pixel limit applies
-    if w * h > MAX_PIXELS:
-        raise InputError(f"keyframe {source!r} is {w}x{h}, more than the {MAX_PIXELS:,}-pixel limit")
-    if w == 0 or h == 0:
-        raise InputError(f"keyframe {source!r} has zero size")
+        with factory(BytesIO(data), "") as im:
+            return im.size
+    except Exception:  # Pillow's parsers raise many kinds of error on a hostile header; all mean the same
+        raise InputError(f"keyframe {source!r} is not a readable image (corrupt {name} header)") from None
 
+
+def _own_header_size(data: bytes, source: str):
+    """The size of the formats OpenCV decodes and Pillow does not read: Radiance HDR, PFM, PAM, OpenEXR."""
+    import re
+
+    head = data[:65536]
+    match = None
+    if head.startswith((b"#?RADIANCE", b"#?RGBE")):
+        end = head.find(b"\n\n")  # the header ends at its first empty line; the resolution line follows
+        match = re.match(rb"([-+])([XY]) " + _SIDE + rb" [-+]([XY]) " + _SIDE + rb"\s", head[end + 2:]) if end > 0 else None
+        if match:
+            first, second = int(match.group(3)), int(match.group(5))
+            return (second, first) if match.group(2) == b"Y" else (first, second)
+        kind = "Radiance HDR"
+    elif head[:2] in (b"PF", b"Pf"):
+        match = re.match(rb"P[Ff]\s+" + _SIDE + rb"\s+" + _SIDE + rb"\s", head)
+        kind = "PFM"
+    elif head[:2] == b"P7":
+        width, height = re.search(rb"\nWIDTH\s+" + _SIDE, head), re.search(rb"\nHEIGHT\s+" + _SIDE, head)
+        if width and height:
+            return int(width.group(1)), int(height.group(1))
+        kind = "PAM"
+    elif head[:4] == b"\x76\x2f\x31\x01":
+        return _exr_size(head, source)
+    else:
+        return None
+    if match:
+        return int(match.group(1)), int(match.group(2))
+    raise InputError(f"keyframe {source!r} is not a readable image (corrupt {kind} header)")
+
+
+def _exr_size(head: bytes, source: str) -> tuple[int, int]:
+    """OpenEXR: the dataWindow attribute (box2i: xMin, yMin, xMax, yMax) of a single-part header."""
+    import struct
+
+    flags = int.from_bytes(head[5:8], "little")
+    position = 8
+    while not flags & 0x10 and position < len(head):  # 0x10 << 8: multi-part files are not read
+        name_end = head.find(b"\0", position)
+        type_end = head.find(b"\0", name_end + 1)
+        if name_end <= position or type_end < 0 or type_end + 5 > len(head):
+            break
+        (length,) = struct.unpack_from("<i", head, type_end + 1)
+        value = head[type_end + 5:type_end + 5 + length]
+        if head[position:name_end] == b"dataWindow" and len(value) == 16:
+            x0, y0, x1, y1 = struct.unpack("<4i", value)
+            return x1 - x0 + 1, y1 - y0 + 1
+        position = type_end + 5 + max(length, 0)
+    raise InputError(f"keyframe {source!r} is not a readable image (an OpenEXR header without a data window)")
+
+
+# Lines image libraries print from C on a bad file: libpng, libjpeg, libtiff and OpenCV's own log.
+_NOISE = (b"libpng ", b"Corrupt JPEG", b"Premature end of JPEG", b"Invalid SOS", b"Invalid JPEG", b"Not a JPEG",
+          b"Unsupported marker", b"Warning: unknown JFIF", b"JPEG datastream", b"TIFF", b"[ WARN", b"[ERROR", b"[ INFO")
+_noise_lock = threading.Lock()
+
+
+@contextmanager
+def _library_noise_dropped():
+    """Decoders print to the process's stderr from C (libpng's 'IDAT: CRC error', libjpeg's 'Corrupt
+    JPEG data'): lines that would come before the CLI's one-line error and litter the daemon's log.
+    Meanwhile stderr goes to a file; what other threads wrote there is passed on afterwards."""
+    with _noise_lock:
+        try:
+            saved = os.dup(2)
+        except OSError:  # no stderr at all: nothing to keep clean
+            yield
+            return
+        with tempfile.TemporaryFile() as caught:
+            os.dup2(caught.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+                caught.seek(0)
+                kept = [line for line in caught.read().splitlines(keepends=True) if not line.startswith(_NOISE)]
+                if kept:
+                    os.write(2, b"".join(kept))
 
 def _to_float_rgb(array: np.ndarray) -> tuple[np.ndarray, int]:
     import cv2

@@ -39,15 +39,16 @@ def slerp(v0: torch.Tensor, v1: torch.Tensor, t: torch.Tensor | float) -> torch.
     return (s0 * a + s1 * b).reshape(shape).to(dtype)
 
 
-def add_noise(z0: torch.Tensor, eps: torch.Tensor, alpha_bar: float) -> torch.Tensor:
-    """Forward noising z_t = alpha_t z0 + sigma_t eps, alpha_t = sqrt(alpha_bar), sigma_t = sqrt(1 - alpha_bar)."""
-    return alpha_bar**0.5 * z0 + (1.0 - alpha_bar) ** 0.5 * eps
+def add_noise(z0: torch.Tensor, eps: torch.Tensor, alpha: float, sigma: float) -> torch.Tensor:
+    """Forward noising z_t = alpha_t z0 + sigma_t eps (METHOD.md, Pieces). For DDIM alpha_t = sqrt(alpha_bar)
+    and sigma_t = sqrt(1 - alpha_bar); sigma-parameterised samplers (Euler) use alpha_t = 1."""
+    return alpha * z0 + sigma * eps
 
 
 def noise_interpolate(z_a: torch.Tensor, z_b: torch.Tensor, f: torch.Tensor | float, eps: torch.Tensor,
-                      alpha_bar: float) -> torch.Tensor:
+                      alpha: float, sigma: float) -> torch.Tensor:
     """METHOD.md 1, steps 1-2: add ONE noise tensor to both parents at the same timestep, then slerp."""
-    return slerp(add_noise(z_a, eps, alpha_bar), add_noise(z_b, eps, alpha_bar), f)
+    return slerp(add_noise(z_a, eps, alpha, sigma), add_noise(z_b, eps, alpha, sigma), f)
 
 
 def frame_generator(seed: int, fraction: float, candidate: int = 0, stream: str = "frame") -> torch.Generator:
@@ -63,41 +64,50 @@ def randn(shape: Sequence[int], generator: torch.Generator) -> torch.Tensor:
     return torch.randn(tuple(shape), generator=generator, dtype=torch.float32)
 
 
-Denoiser = Callable[[torch.Tensor, torch.Tensor, list], torch.Tensor]
+Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def sample_ddim(model: Denoiser, z: torch.Tensor, start: Sequence[int], scheduler, *, eta: float = 0.0,
-                generators: Optional[Sequence[torch.Generator]] = None,
-                capture: Optional[Sequence[set]] = None,
-                callback: Optional[Callable[[dict], None]] = None) -> tuple[torch.Tensor, list[dict]]:
-    """DDIM from each sample's own start down to 0 (METHOD.md 1, step 3), all samples in one loop.
+def denoise(model: Denoiser, z: torch.Tensor, scheduler, begin: int, *, end: Optional[int] = None, eta: float = 0.0,
+            generators: Optional[Sequence[torch.Generator]] = None, capture: Optional[set[int]] = None,
+            callback: Optional[Callable[[dict], None]] = None) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+    """Denoise every row of `z` from the scheduler's timestep `begin` down to 0 (METHOD.md 1, step 3).
 
-    `scheduler` is a diffusers DDIMScheduler after `set_timesteps(steps)`. Sample i starts at DDIM
-    index start[i] (0 = the cleanest timestep) and joins the batch when the loop reaches it, so
-    frames with different noise levels share UNet calls from then on. `model(z, t, rows)` returns
-    the guided model output for the samples `rows`. With eta > 0 each sample's extra noise comes
-    from its own generator. `capture[i]` names DDIM indices at which sample i's latent (before that
-    step) is kept, for the DID baseline. Returns the clean latents and the captured latents.
+    `scheduler` is a diffusers scheduler after `set_timesteps` (its begin index set where it keeps
+    one); `z` is already noised to `scheduler.timesteps[begin]`. `model(x, t)` returns the guided
+    model output for the scheduler-scaled input x. Stochastic steps (eta > 0, ancestral and
+    consistency samplers) draw each row's noise from its own generator, so a row's result does not
+    depend on its batch mates. `end` stops before that position (the rest may continue with another
+    call). `capture` names DDIM indices (0 = cleanest) whose latents, before that step, are returned
+    for the DID baseline.
     """
-    z = z.clone()
-    timesteps = scheduler.timesteps  # descending
+    import inspect
+
+    timesteps = scheduler.timesteps
+    accepts = inspect.signature(scheduler.step).parameters
+    extra = {}
+    if "eta" in accepts:
+        extra["eta"] = eta
+    if "generator" in accepts and generators is not None:
+        extra["generator"] = list(generators)
+    captured: dict[int, torch.Tensor] = {}
     steps = len(timesteps)
-    captured: list[dict] = [{} for _ in range(z.shape[0])]
-    first = steps - 1 - max(start)
-    for pos in range(first, steps):
-        k = steps - 1 - pos
-        rows = [i for i, s in enumerate(start) if s >= k]
-        if capture is not None:
-            for i in rows:
-                if k in capture[i]:
-                    captured[i][k] = z[i].clone()
-        index = torch.tensor(rows)
+    for pos in range(begin, steps if end is None else end):
+        if capture and steps - 1 - pos in capture:
+            captured[steps - 1 - pos] = z.clone()
         t = timesteps[pos]
-        out = model(z[index], t, rows)
-        variance_noise = None
-        if eta > 0:
-            variance_noise = torch.stack([randn(z.shape[1:], generators[i]) for i in rows]).to(z)
-        z[index] = scheduler.step(out, t, z[index], eta=eta, variance_noise=variance_noise).prev_sample.to(z.dtype)
+        out = model(scheduler.scale_model_input(z, t), t)
+        z = scheduler.step(out, t, z, return_dict=False, **extra)[0].to(z.dtype)
         if callback is not None:
-            callback({"step": pos - first + 1, "steps": steps - first, "timestep": int(t), "samples": len(rows)})
+            callback({"step": pos - begin + 1, "steps": steps - begin, "timestep": int(t), "samples": z.shape[0]})
     return z, captured
+
+
+def predicted_clean(x: torch.Tensor, out: torch.Tensor, alpha_bar: float, prediction_type: str) -> torch.Tensor:
+    """The model's estimate of z0 from its input x at a timestep with alpha_bar (DDIM's "predicted x0",
+    eq. 12 of Song et al.), for epsilon, v or sample prediction; x is the scheduler-scaled input."""
+    a, s = alpha_bar**0.5, (1.0 - alpha_bar) ** 0.5
+    if prediction_type == "epsilon":
+        return (x - s * out) / a
+    if prediction_type == "v_prediction":
+        return a * x - s * out
+    return out

@@ -13,7 +13,6 @@ import re
 import socket
 import threading
 from collections import OrderedDict
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -88,6 +87,28 @@ def resolve_model(spec: str) -> ModelSource:
     raise ModelError(f"model {spec!r} is neither a local folder, a checkpoint file, nor a hub id like owner/name")
 
 
+RECOMMENDATIONS_FILE = "latentween.json"
+
+
+def read_recommendations(source: ModelSource) -> dict:
+    """Settings a model folder recommends for itself (its latentween.json, e.g. a Turbo model's steps and
+    guidance); used where the user set nothing (MorphSettings.with_defaults). A broken file is an error."""
+    if source.kind != "folder":
+        return {}
+    path = Path(source.location) / RECOMMENDATIONS_FILE
+    if not path.is_file():
+        return {}
+    import json
+
+    try:
+        values = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path} is not readable JSON: {exc}") from exc
+    if not isinstance(values, dict):
+        raise ModelError(f"{path} must hold a JSON object of settings")
+    return values
+
+
 def pick_device(requested: str = "auto"):
     import torch
 
@@ -118,47 +139,15 @@ def pick_dtype(requested: str, device):
 
 
 def configure_determinism(device) -> None:
-    """Frames are bit-identical whatever the batching (see latentween/__init__.py for MKL's part):
-    oneDNN picks convolution kernels by batch size, so the CPU uses ATen's own convolutions."""
+    """Same shapes, same software, same machine: same bits. Identity across batch shapes is not asked
+    of the kernels (they may round differently per shape on another CPU or GPU); the pipeline keeps
+    every chunk's composition fixed instead (plan.level_chunks), so the CPU keeps its fastest
+    convolutions (oneDNN) and CUDA only has to repeat itself for a given shape."""
     import torch
 
-    if device.type == "cpu":
-        torch.backends.mkldnn.enabled = False
-    elif device.type == "cuda":
-        torch.backends.cudnn.benchmark = False
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = False  # autotuning may pick another algorithm next run
         torch.backends.cudnn.deterministic = True
-
-
-@contextmanager
-def fast_convolutions(device):
-    """oneDNN convolutions for code whose batch shapes never vary (the VAE, one image per call):
-    its results are then as reproducible as ATen's and several times faster at image size."""
-    import torch
-
-    if device.type != "cpu":
-        yield
-        return
-    before = torch.backends.mkldnn.enabled
-    torch.backends.mkldnn.enabled = True
-    try:
-        yield
-    finally:
-        torch.backends.mkldnn.enabled = before
-
-
-def _contiguous_input(module, args):
-    return (args[0].contiguous(),) + tuple(args[1:])
-
-
-def make_batch_invariant(model) -> None:
-    """Give convolutions and group norms plain NCHW inputs. A batch of one and a larger batch can
-    reach them in different memory layouts (a size-1 batch makes strides ambiguous), and the
-    channels-last CPU kernels reduce in another order: results would differ in the last bits."""
-    import torch
-
-    for module in model.modules():
-        if isinstance(module, (torch.nn.Conv2d, torch.nn.GroupNorm)):
-            module.register_forward_pre_hook(_contiguous_input)
 
 
 def hub_reachable() -> bool:
@@ -207,8 +196,6 @@ def load_components(source: ModelSource, device, dtype, checkpoint_config: Optio
     unet, vae, text_encoder, tokenizer, scheduler_config = parts
     for module in (unet, vae, text_encoder):
         module.to(device).eval().requires_grad_(False)
-        if device.type == "cpu":
-            make_batch_invariant(module)
     if vae.dtype == torch.float16 and getattr(vae.config, "force_upcast", False):
         vae.to(torch.float32)
     return Components(source, unet, vae, text_encoder, tokenizer, dict(scheduler_config), device, dtype)
@@ -240,8 +227,9 @@ def _load_pretrained(source: ModelSource, dtype):
     vae = AutoencoderKL.from_pretrained(location, subfolder="vae", torch_dtype=dtype, **common)
     text_encoder = CLIPTextModel.from_pretrained(location, subfolder="text_encoder", dtype=dtype, **common)
     tokenizer = AutoTokenizer.from_pretrained(location, subfolder="tokenizer", **common)
-    scheduler = DDIMScheduler.from_pretrained(location, subfolder="scheduler", **common)
-    return unet, vae, text_encoder, tokenizer, scheduler.config
+    # the config as written, class name included: a distilled model's folder names its sampler
+    scheduler_config = DDIMScheduler.load_config(location, subfolder="scheduler", **common)
+    return unet, vae, text_encoder, tokenizer, scheduler_config
 
 
 def _read_model_index(location: str, local_only: bool) -> dict:
@@ -302,13 +290,33 @@ def load_controlnet(spec: str, device, dtype):
     except Exception as exc:
         raise ModelError(f"cannot load ControlNet {spec!r}: {_short(exc)}") from exc
     model.to(device).eval().requires_grad_(False)
-    if device.type == "cpu":
-        make_batch_invariant(model)
+    return model
+
+
+def load_preview_vae(spec: str, device, dtype):
+    """A small decoder for early-ranking previews: diffusers' AutoencoderTiny (TAESD) from a hub id or folder."""
+    from diffusers import AutoencoderTiny
+
+    _quiet_libraries()
+    path = Path(spec).expanduser()
+    try:
+        if path.is_dir():
+            model = AutoencoderTiny.from_pretrained(str(path), torch_dtype=dtype)
+        elif _HUB_ID.match(spec):
+            hub_file(spec, "config.json", "preview VAE", "--preview-vae")
+            model = AutoencoderTiny.from_pretrained(spec, torch_dtype=dtype, local_files_only=not hub_reachable())
+        else:
+            raise ModelError(f"preview VAE {spec!r} is neither a diffusers AutoencoderTiny folder nor a hub id")
+    except ModelError:
+        raise
+    except Exception as exc:
+        raise ModelError(f"cannot load preview VAE {spec!r}: {_short(exc)}") from exc
+    model.to(device).eval().requires_grad_(False)
     return model
 
 
 def _load_single_file(source: ModelSource, dtype, checkpoint_config: Optional[str]):
-    from diffusers import DDIMScheduler, StableDiffusionPipeline
+    from diffusers import StableDiffusionPipeline
 
     kwargs: dict = dict(torch_dtype=dtype, safety_checker=None, feature_extractor=None)
     if checkpoint_config:
@@ -323,8 +331,8 @@ def _load_single_file(source: ModelSource, dtype, checkpoint_config: Optional[st
                 f"cannot be downloaded here ({_short(exc)}); pass --checkpoint-config DIR with a diffusers folder "
                 f"of the same architecture") from exc
         raise
-    scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
-    return pipe.unet, pipe.vae, pipe.text_encoder, pipe.tokenizer, scheduler.config
+    scheduler_config = {**pipe.scheduler.config, "_class_name": type(pipe.scheduler).__name__}
+    return pipe.unet, pipe.vae, pipe.text_encoder, pipe.tokenizer, scheduler_config
 
 
 class ModelManager:
@@ -347,6 +355,9 @@ class ModelManager:
 
     def controlnet(self, spec: str):
         return self._cached("controlnet", spec, lambda: load_controlnet(spec, self.device, self.dtype))
+
+    def preview_vae(self, spec: str):
+        return self._cached("preview_vae", spec, lambda: load_preview_vae(spec, self.device, self.dtype))
 
     def clip(self, spec: str):
         from latentween.ranking import ClipRanker

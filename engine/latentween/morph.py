@@ -2,13 +2,15 @@
 
 The folder gets frame_00000.png ... (keyframes included) and manifest.json, each written atomically
 as soon as it is final, plus .latentween/ with each finished frame's latent. Re-running the same job
-into the same folder resumes: finished frames are kept and, since noise is seeded per frame, the
-rest come out exactly as in an uninterrupted run.
+into the same folder resumes: finished frames are kept and, since noise is seeded per frame and the
+unfinished chunks run again whole, the rest come out exactly as in an uninterrupted run (in the same
+environment; the manifest's `reproducibility` says what that covers).
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 import time
 from dataclasses import dataclass
@@ -18,10 +20,13 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from latentween import __version__
+from latentween import lora
 from latentween.errors import InputError
 from latentween.images import (Keyframe, composite_rgb, encode_png, fit, resize, to_integer, work_size,
                                write_atomic)
 from latentween.settings import MorphSettings, RuntimeSettings, parse_size
+
+log = logging.getLogger(__name__)
 
 FRAME_PATTERN = "frame_{:05d}.png"
 STATE_DIR = ".latentween"
@@ -157,12 +162,16 @@ def run_morph(keyframes: Sequence[Keyframe], out_dir: str | Path, settings: Morp
     several; by default CLIP ranks them (METHOD.md 5). The daemon passes its own for choose=manual.
     `cache` is where inverted prompts are kept (an inversion.EmbeddingCache; default: the user cache).
     """
-    from latentween.models import ModelManager
+    from latentween.models import ModelManager, read_recommendations, resolve_model
     from latentween.pipeline import InterpolationPipeline, InterpolationRequest
+    from latentween.schedulers import resolve_name as resolve_scheduler
 
-    # 1. Validate everything that can fail cheaply before loading a model
+    # 1. Validate everything that can fail cheaply before loading a model; fill unset settings with the
+    #    preset's and the model folder's recommendations (the effective settings make the job's identity)
     if settings.seed is None:
         raise ValueError("settings.seed must be fixed before a job runs (MorphSettings.with_seed)")
+    recommended = read_recommendations(resolve_model(settings.model))
+    settings = settings.with_defaults(recommended)
     runtime = runtime or RuntimeSettings()
     started = time.perf_counter()
     folder = OutputFolder(out_dir)
@@ -171,58 +180,67 @@ def run_morph(keyframes: Sequence[Keyframe], out_dir: str | Path, settings: Morp
     fractions = settings.frame_fractions()
     key = job_key(keyframes, settings)
 
-    # 2. Load the model (cached by the manager)
+    # 2. Load the model (cached by the manager) and its sampler
     manager = manager or ModelManager(runtime)
     components = manager.get(settings.model)
     loaded = time.perf_counter()
-    pipe = InterpolationPipeline.from_components(components, max_batch=runtime.max_batch)
+    preview = manager.preview_vae(settings.preview_vae) if settings.preview_vae else None
+    pipe = InterpolationPipeline.from_components(components, scheduler=settings.scheduler, preview_vae=preview,
+                                                 max_batch=runtime.max_batch)
     wsize = work_size(prepared.size, components.native_size, settings.work_size,
                       multiple=max(8, components.vae_scale_factor))
     work = [resize(composite_rgb(p), wsize) for p in prepared.fitted]
 
-    # 3. Conditioning: inverted prompts, poses and their ControlNet, the candidate chooser
-    from latentween.conditioning import prepare_conditioning
+    with lora.applied(components, settings.lora) as loras:
+        # 3. Conditioning: inverted prompts, poses and their ControlNet, the candidate chooser
+        from latentween.conditioning import prepare_conditioning
 
-    cond = prepare_conditioning(pipe, components, manager, settings, keyframes,
-                                [composite_rgb(p) for p in prepared.fitted], work, prepared.size, wsize,
-                                cache=cache, progress=progress, should_cancel=should_cancel, chooser=chooser)
-    pipe.controlnet = cond.controlnet
+        cond = prepare_conditioning(pipe, components, manager, settings, keyframes,
+                                    [composite_rgb(p) for p in prepared.fitted], work, prepared.size, wsize,
+                                    cache=cache, progress=progress, should_cancel=should_cancel, chooser=chooser)
+        pipe.controlnet = cond.controlnet
 
-    # 4. Keyframes are output frames as they are; resume what a previous run finished
-    previous = folder.read_manifest()
-    # DID's parents are partially denoised trajectories, which are not kept: it always starts afresh.
-    done = {} if settings.scheme.startswith("did") else folder.finished_latents(key, len(fractions))
-    manifest = _manifest(keyframes, settings, runtime, components, prepared, wsize, fractions, key)
-    for index, source in ((0, 0), (len(fractions) - 1, 1)):
-        path = folder.write_frame(index, to_integer(prepared.fitted[source], prepared.bit_depth))
-        manifest["frames"][index].update(file=path.name, source="keyframe", input=source)
-    for index in done:
-        # a kill between the latent and the manifest write leaves the old entry without its file name
-        manifest["frames"][index] = dict(previous["frames"][index], file=folder.frame_path(index).name, resumed=True)
-    manifest["conditioning"] = cond.report
-    if cond.track is not None:
-        for index, fraction in enumerate(fractions):
-            folder.write_pose(index, cond.track.at(fraction), prepared.size)
-    folder.write_manifest(manifest)
-
-    # 5. Generate, writing each frame as soon as it is final
-    request = InterpolationRequest(
-        fractions=fractions, seed=settings.seed, prompt=settings.prompt, negative=settings.negative,
-        steps=settings.steps, guidance=settings.guidance, eta=settings.eta, min_noise=settings.min_noise,
-        max_noise=settings.max_noise, noise_curve=settings.noise_curve, scheme=settings.scheme,
-        candidates=candidate_counter(settings.candidates), text=cond.text, control=cond.control,
-        alignment=cond.alignment)
-    generate = dict(done=done, callback=progress, should_cancel=should_cancel)
-    if cond.chooser is not None:
-        generate["chooser"] = cond.chooser
-    for result in pipe.generate(work, request, **generate):
-        path = folder.write_frame(result.index, postprocess(result.image, result.fraction, prepared))
-        folder.write_latent(result.index, result.latent)
-        manifest["frames"][result.index].update(file=path.name, source="generated", **result.info)
-        manifest["unet"] = {"calls": pipe.counter.calls, "evaluations": pipe.counter.rows}
+        # 4. Keyframes are output frames as they are; resume what a previous run finished
+        previous = folder.read_manifest()
+        # DID's parents are partially denoised trajectories, which are not kept: it always starts afresh.
+        done = {} if settings.scheme.startswith("did") else folder.finished_latents(key, len(fractions))
+        manifest = _manifest(keyframes, settings, runtime, components, prepared, wsize, fractions, key)
+        manifest.update(recommended=recommended, loras=loras,
+                        sampler={"scheduler": resolve_scheduler(settings.scheduler, components.scheduler_config),
+                                 "class": type(pipe.scheduler).__name__})
+        if done:
+            _check_environment(previous, manifest)
+        for index, source in ((0, 0), (len(fractions) - 1, 1)):
+            path = folder.write_frame(index, to_integer(prepared.fitted[source], prepared.bit_depth))
+            manifest["frames"][index].update(file=path.name, source="keyframe", input=source)
+        for index in done:
+            # a kill between the latent and the manifest write leaves the old entry without its file name
+            manifest["frames"][index] = dict(previous["frames"][index], file=folder.frame_path(index).name, resumed=True)
+        manifest["conditioning"] = cond.report
+        if cond.track is not None:
+            for index, fraction in enumerate(fractions):
+                folder.write_pose(index, cond.track.at(fraction), prepared.size)
         folder.write_manifest(manifest)
-        if on_frame is not None:
-            on_frame(result.index, path)
+
+        # 5. Generate, writing each frame as soon as it is final
+        request = InterpolationRequest(
+            fractions=fractions, seed=settings.seed, prompt=settings.prompt, negative=settings.negative,
+            steps=settings.steps, guidance=settings.guidance, eta=settings.eta, min_noise=settings.min_noise,
+            max_noise=settings.max_noise, noise_curve=settings.noise_curve, scheme=settings.scheme,
+            candidates=candidate_counter(settings.candidates), text=cond.text, control=cond.control,
+            alignment=cond.alignment, prune_at=settings.prune_at or None, keep=settings.keep,
+            rank_early=cond.chooser is not None and settings.choose == "clip")
+        generate = dict(done=done, callback=progress, should_cancel=should_cancel)
+        if cond.chooser is not None:
+            generate["chooser"] = cond.chooser
+        for result in pipe.generate(work, request, **generate):
+            path = folder.write_frame(result.index, postprocess(result.image, result.fraction, prepared))
+            folder.write_latent(result.index, result.latent)
+            manifest["frames"][result.index].update(file=path.name, source="generated", **result.info)
+            manifest["unet"] = _unet_totals(manifest["frames"], pipe.counter)
+            folder.write_manifest(manifest)
+            if on_frame is not None:
+                on_frame(result.index, path)
 
     # 6. Final manifest
     manifest["status"] = "complete"
@@ -230,6 +248,26 @@ def run_morph(keyframes: Sequence[Keyframe], out_dir: str | Path, settings: Morp
                            "generate_s": round(time.perf_counter() - loaded, 3)}
     folder.write_manifest(manifest)
     return manifest
+
+
+def _check_environment(previous: dict, manifest: dict) -> None:
+    """Frames are bit-identical only within one environment: say so once when a resume changes it."""
+    before, now = previous.get("reproducibility"), manifest["reproducibility"]
+    if before == now:
+        return
+    changed = sorted(k for k in set(before or {}) | set(now) if (before or {}).get(k) != now.get(k))
+    log.warning("resuming in a different environment (%s changed): the finished frames are kept, and the rest "
+                "match an uninterrupted run only within tolerance (docs/determinism.md)", ", ".join(changed))
+    manifest["reproducibility_before_resume"] = before
+
+
+def _unet_totals(frames: list[dict], counter) -> dict:
+    """The job's UNet work: `evaluations` counts rows through the UNet (both guidance halves, every
+    candidate), `calls` the batched forward passes; per frame as made in this run (resumed frames keep
+    the numbers of the run that made them)."""
+    made = [f["unet"]["evaluations"] for f in frames if f.get("source") == "generated" and "unet" in f]
+    return {"calls": counter.calls, "evaluations": counter.rows,
+            "evaluations_per_frame": round(sum(made) / len(made), 2) if made else None}
 
 
 def candidate_counter(fixed: Optional[int]) -> Callable[[int], int]:
@@ -240,6 +278,8 @@ def candidate_counter(fixed: Optional[int]) -> Callable[[int], int]:
 
 
 def _manifest(keyframes, settings, runtime, components, prepared, wsize, fractions, key) -> dict:
+    from latentween.environment import reproducibility
+
     return {
         "latentween": __version__,
         "job_key": key,
@@ -257,4 +297,5 @@ def _manifest(keyframes, settings, runtime, components, prepared, wsize, fractio
                    "pattern": FRAME_PATTERN},
         "frames": [{"index": i, "fraction": f, "file": None, "seed": settings.seed} for i, f in enumerate(fractions)],
         "unet": {"calls": 0, "evaluations": 0},
+        "reproducibility": reproducibility(components.device, components.dtype, runtime.max_batch),
     }

@@ -16,9 +16,9 @@ import torch
 
 from latentween.errors import Cancelled
 from latentween.guidance import GuidedDenoiser, UNetCounter
-from latentween.models import fast_convolutions
-from latentween.method import add_noise, frame_generator, noise_interpolate, randn, sample_ddim, slerp
-from latentween.plan import PlannedFrame, ddim_index, make_plan
+from latentween.method import add_noise, denoise, frame_generator, noise_interpolate, predicted_clean, randn, slerp
+from latentween.plan import PlannedFrame, PlannedRow, ddim_index, level_chunks, make_plan
+from latentween.schedulers import make_scheduler, noise_coefficients, start_at
 
 
 @dataclass
@@ -30,15 +30,6 @@ class FrameResult:
     image: np.ndarray
     latent: torch.Tensor
     info: dict
-
-
-@dataclass
-class Candidate:
-    """One sample of the batched denoising: a (frame, candidate) pair and where it starts."""
-
-    frame: PlannedFrame
-    number: int
-    start: int  # DDIM index it is noised to
 
 
 @dataclass
@@ -65,7 +56,15 @@ class InterpolationRequest:
     # Beyond the paper: the keyframes' displacement field (latentween.align); parents are moved by
     # their share of it before the noise-interpolate-denoise step (scheme "ours" only).
     alignment: Optional[object] = None
+    # Fast path: with prune_at, each frame's candidates are ranked on previews after that share of its
+    # steps and only the best `keep` finish; rank_early says the chooser is automatic (CLIP), not a person.
+    prune_at: Optional[float] = None
+    keep: int = 1
+    rank_early: bool = False
 
+
+# Samplers that draw fresh noise at every step: each row gets its own generator (method.denoise).
+_STOCHASTIC = {"LCMScheduler", "TCDScheduler"}
 
 Chooser = Callable[[PlannedFrame, list[np.ndarray]], tuple[int, list[float]]]
 ProgressCallback = Callable[[dict], None]
@@ -78,21 +77,22 @@ def first_candidate(frame: PlannedFrame, images: list[np.ndarray]) -> tuple[int,
 class InterpolationPipeline:
     """Components in, frames out. `max_batch` bounds the rows of every UNet and VAE call."""
 
-    def __init__(self, unet, vae, text_encoder, tokenizer, scheduler, *, controlnet=None, max_batch: int = 8):
+    def __init__(self, unet, vae, text_encoder, tokenizer, scheduler, *, controlnet=None, preview_vae=None,
+                 max_batch: int = 8):
         self.unet, self.vae, self.text_encoder, self.tokenizer = unet, vae, text_encoder, tokenizer
-        self.scheduler, self.controlnet = scheduler, controlnet
+        self.scheduler, self.controlnet, self.preview_vae = scheduler, controlnet, preview_vae
         self.max_batch = max_batch
         self.counter = UNetCounter()
         self.device = unet.device
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
 
     @classmethod
-    def from_components(cls, components, *, controlnet=None, max_batch: int = 8) -> "InterpolationPipeline":
-        from diffusers import DDIMScheduler
-
-        scheduler = DDIMScheduler.from_config(components.scheduler_config)
+    def from_components(cls, components, *, scheduler: str = "auto", controlnet=None, preview_vae=None,
+                        max_batch: int = 8) -> "InterpolationPipeline":
+        """`scheduler`: a name of latentween.schedulers.SCHEDULERS, set up over the model's noise schedule."""
+        scheduler = make_scheduler(scheduler, components.scheduler_config)
         return cls(components.unet, components.vae, components.text_encoder, components.tokenizer, scheduler,
-                   controlnet=controlnet, max_batch=max_batch)
+                   controlnet=controlnet, preview_vae=preview_vae, max_batch=max_batch)
 
     # -- the pieces ---------------------------------------------------------------------------
 
@@ -108,16 +108,14 @@ class InterpolationPipeline:
         if len(f) < 2 or f[0] != 0.0 or f[-1] != 1.0 or any(b <= a for a, b in zip(f, f[1:])):
             raise ValueError(f"`fractions` must rise strictly from 0 to 1, got {f}")
 
-    # The VAE sees one image per call: the same shapes every time make its results independent of
-    # how many frames a level has (bit-identical frames whatever the batching), which lets it use
-    # the CPU's fastest convolutions (oneDNN), unlike the batched UNet (see models.configure_determinism).
+    # The VAE sees one image per call: a frame's pixels then never depend on which other frames are
+    # decoded with it, and the peak memory of a decode stays one image's.
 
     @torch.inference_mode()
     def encode_images(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """E: image -> z0, the posterior mean (deterministic), scaled like the model's training latents."""
         x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).to(self.device, self.vae.dtype) * 2 - 1
-        with fast_convolutions(self.device):
-            latents = torch.cat([self.vae.encode(x[i:i + 1]).latent_dist.mean for i in range(x.shape[0])])
+        latents = torch.cat([self.vae.encode(x[i:i + 1]).latent_dist.mean for i in range(x.shape[0])])
         return self._scale(latents.float())
 
     @torch.inference_mode()
@@ -126,10 +124,9 @@ class InterpolationPipeline:
         config = self.vae.config
         z = latents / config.scaling_factor + (getattr(config, "shift_factor", None) or 0.0)
         images = []
-        with fast_convolutions(self.device):
-            for i in range(z.shape[0]):
-                x = self.vae.decode(z[i:i + 1].to(self.vae.dtype), return_dict=False)[0]
-                images.append(((x[0].float() + 1) / 2).clamp(0, 1).permute(1, 2, 0).cpu().numpy())
+        for i in range(z.shape[0]):
+            x = self.vae.decode(z[i:i + 1].to(self.vae.dtype), return_dict=False)[0]
+            images.append(((x[0].float() + 1) / 2).clamp(0, 1).permute(1, 2, 0).cpu().numpy())
         return images
 
     def _scale(self, latents: torch.Tensor) -> torch.Tensor:
@@ -143,10 +140,11 @@ class InterpolationPipeline:
                                 truncation=True, return_tensors="pt")
         return self.text_encoder(tokens.input_ids.to(self.device), return_dict=False)[0].float()
 
-    def alpha_bar(self, k: int) -> float:
-        """alpha_bar at the k-th DDIM timestep (0 = cleanest)."""
-        t = int(self.scheduler.timesteps.flip(0)[k])
-        return float(self.scheduler.alphas_cumprod[t])
+    def noise_level(self, k: int, steps: int) -> tuple[int, float, float]:
+        """Set the scheduler up to start at DDIM index k (0 = cleanest): its begin position and the
+        (alpha_t, sigma_t) of its own noising there (latentween.schedulers)."""
+        begin = start_at(self.scheduler, steps, k, self.device)
+        return (begin, *noise_coefficients(self.scheduler, begin))
 
     # -- the method ---------------------------------------------------------------------------
 
@@ -156,8 +154,9 @@ class InterpolationPipeline:
                  should_cancel: Optional[Callable[[], bool]] = None) -> Iterator[FrameResult]:
         """Yield every new frame as soon as it is final, level by level (METHOD.md 2).
 
-        `done` maps frame indices to latents finished by an earlier run: they are not made again,
-        and because noise is seeded per frame the remaining frames come out as if never interrupted.
+        `done` maps frame indices to latents finished by an earlier run: they are not made again. A
+        chunk (plan.level_chunks) holding any unfinished frame is re-run whole, exactly as the first
+        run made it, so the remaining frames come out as if the job had never been interrupted.
         """
         # 1. Check inputs
         self.check_inputs(images, request)
@@ -176,39 +175,23 @@ class InterpolationPipeline:
             cond, negative = self.encode_text([request.prompt, request.negative])
             text = (cond, cond, negative)
 
-        # 3. Plan the recursion and its noise levels
+        # 3. Plan the recursion, its noise levels and the fixed chunks of rows that run together
         plan = make_plan(fractions, request.min_noise, request.max_noise, request.noise_curve)
-        todo = [[frame for frame in level if frame.index not in done] for level in plan]
-        total = sum(self._sample_steps(level, request) for level in todo)
+        chunks = [self.chunks(level, request) for level in plan]
+        todo = [[c for c in level if any(row.frame.index not in done for row in c)] for level in chunks]
+        total = 0 if request.scheme == "interpolate-only" else sum((c[0].start + 1) * len(c) for level in todo for c in level)
         progress = {"done": 0, "total": total, "stage": "denoising", "levels": len(plan)}
         trajectories: dict[int, dict[int, torch.Tensor]] = {}  # DID only: frame -> {ddim index: latent}
         denoiser = GuidedDenoiser(self.unet, request.guidance, self.max_batch, self.counter, self.controlnet)
 
-        # 4. Each level: add noise, interpolate, denoise, decode, choose
-        for level_number, level in enumerate(todo, start=1):
-            if not level:
-                continue
+        # 4. Each chunk (whole frames): add noise, interpolate, denoise, decode, choose
+        for level_number, level in enumerate(chunks, start=1):
             progress["level"] = level_number
-            candidates = [Candidate(frame, c, ddim_index(frame.noise, request.steps))
-                          for frame in level for c in range(request.candidates(frame.level))]
-            started = time.perf_counter()
-            z_t = self.prepare_latents(candidates, latents, trajectories, fractions, request)
-            if request.scheme == "interpolate-only":
-                z0, captured = z_t, [{} for _ in candidates]
-            else:
-                conditioning = self.frame_conditioning(candidates, fractions, text, request)
-                z0, captured = self._denoise(candidates, z_t, denoiser, conditioning, plan, request,
-                                             progress, callback, should_cancel)
-            images_out = self.decode_latents(z0)
-            seconds = (time.perf_counter() - started) / len(level)
-            for frame in level:
-                rows = [r for r, cand in enumerate(candidates) if cand.frame is frame]
-                chosen, scores = chooser(frame, [images_out[r] for r in rows]) if len(rows) > 1 else (0, [])
-                row = rows[chosen]
-                latents[frame.index] = z0[row]
-                trajectories[frame.index] = captured[row]
-                yield FrameResult(frame.index, fractions[frame.index], images_out[row], z0[row].cpu(),
-                                  self._frame_info(frame, candidates[row], request, rows, chosen, scores, seconds))
+            for number, chunk in enumerate(level):
+                if chunk in todo[level_number - 1]:
+                    yield from self._run_chunk(chunk, (level_number, number), latents, trajectories, fractions, text,
+                                               plan, done, denoiser, chooser, request, progress, callback,
+                                               should_cancel)
 
     def __call__(self, images: Sequence[np.ndarray], request: InterpolationRequest, **kwargs) -> list[FrameResult]:
         """All new frames, in frame order."""
@@ -216,39 +199,75 @@ class InterpolationPipeline:
 
     # -- helpers of `generate` --------------------------------------------------------------------
 
-    def _sample_steps(self, level: list[PlannedFrame], request: InterpolationRequest) -> int:
-        if request.scheme == "interpolate-only":
-            return 0
-        return sum((ddim_index(f.noise, request.steps) + 1) * request.candidates(f.level) for f in level)
+    def rows_per_candidate(self, request: InterpolationRequest) -> int:
+        """UNet rows one candidate needs per step: both guidance halves unless g is 0 or 1."""
+        return 1 if request.guidance in (0.0, 1.0) else 2
 
-    def prepare_latents(self, candidates: list[Candidate], latents: dict, trajectories: dict,
-                      fractions: list[float], request: InterpolationRequest) -> torch.Tensor:
-        """z_t of every candidate under the chosen scheme (METHOD.md 1 and the baselines of section 6)."""
+    def chunks(self, level: list[PlannedFrame], request: InterpolationRequest) -> list[list[PlannedRow]]:
+        """The level's frames in fixed chunks of whole frames that fit one UNet call of `max_batch` rows."""
+        size = max(1, self.max_batch // self.rows_per_candidate(request))
+        counts = [request.candidates(f.level) for f in level]
+        return level_chunks(level, counts, [ddim_index(f.noise, request.steps) for f in level], size)
+
+    def _run_chunk(self, chunk, where, latents, trajectories, fractions, text, plan, done, denoiser, chooser,
+                   request, progress, callback, should_cancel) -> Iterator[FrameResult]:
+        """One chunk through METHOD.md 1; yields its unfinished frames, each with its chosen candidate."""
+        started, calls = time.perf_counter(), self.counter.calls
+        evaluations = {row.frame.index: 0 for row in chunk}
+        begin, alpha, sigma = self.noise_level(chunk[0].start, request.steps)
+        z_t = self.prepare_latents(chunk, latents, trajectories, fractions, request, (alpha, sigma))
+        early: dict[int, dict] = {}
+        if request.scheme == "interpolate-only":
+            rows, z0, captured = list(range(len(chunk))), z_t, {}
+        else:
+            conditioning = self.frame_conditioning(chunk, fractions, text, request)
+            rows, z0, captured = self._denoise(chunk, z_t, begin, denoiser, conditioning, plan, request, progress,
+                                               callback, should_cancel, evaluations, chooser, early)
+        frames = [f for f in dict.fromkeys(row.frame for row in chunk) if f.index not in done]
+        wanted = [i for i, r in enumerate(rows) if chunk[r].frame.index not in done]
+        decoded = dict(zip(wanted, self.decode_latents(z0[wanted]))) if wanted else {}
+        seconds = (time.perf_counter() - started) / max(1, len(frames))
+        halves = self.rows_per_candidate(request)
+        for frame in frames:
+            mine = [i for i in wanted if chunk[rows[i]].frame is frame]
+            chosen, scores = chooser(frame, [decoded[i] for i in mine]) if len(mine) > 1 else (0, [])
+            i = mine[chosen]
+            latents[frame.index] = z0[i]
+            trajectories[frame.index] = {k: z[i] for k, z in captured.items()}
+            info = self._frame_info(frame, request, chunk, rows[i], scores, early.get(frame.index), seconds, where)
+            info["unet"] = {"evaluations": evaluations[frame.index] * halves, "calls": self.counter.calls - calls}
+            yield FrameResult(frame.index, fractions[frame.index], decoded[i], z0[i].cpu(), info)
+
+    def prepare_latents(self, rows: list[PlannedRow], latents: dict, trajectories: dict,
+                        fractions: list[float], request: InterpolationRequest,
+                        noise: tuple[float, float]) -> torch.Tensor:
+        """z_t of every row under the chosen scheme (METHOD.md 1 and the baselines of section 6);
+        `noise` = (alpha_t, sigma_t) of the rows' common start (noise_level)."""
         last = len(fractions) - 1
         starts = []
-        for cand in candidates:
-            frame = cand.frame
-            eps = randn(latents[0].shape, frame_generator(request.seed, fractions[frame.index], cand.number)).to(self.device)
-            ab = self.alpha_bar(cand.start)
+        for row in rows:
+            frame = row.frame
+            eps = randn(latents[0].shape, frame_generator(request.seed, fractions[frame.index], row.candidate)).to(self.device)
             if request.scheme == "ours":
                 left, right = latents[frame.left][None], latents[frame.right][None]
                 if request.alignment is not None:
                     left, right = request.alignment.warp_parents(
                         left, right, fractions[frame.left], fractions[frame.right], fractions[frame.index])
-                z = noise_interpolate(left, right, frame.local_fraction, eps[None], ab)
+                z = noise_interpolate(left, right, frame.local_fraction, eps[None], *noise)
             elif request.scheme == "interpolate-only":
                 z = slerp(latents[0][None], latents[last][None], fractions[frame.index])
             elif request.scheme == "interpolate-denoise":
                 # Parents are always the two keyframes, noised with the frame's own shared noise.
-                z = noise_interpolate(latents[0][None], latents[last][None], fractions[frame.index], eps[None], ab)
+                z = noise_interpolate(latents[0][None], latents[last][None], fractions[frame.index], eps[None], *noise)
             else:  # "did", "did-no-shared-noise": parents' partially denoised latents at this timestep
-                parents = [self._did_parent(i, cand.start, latents, trajectories, request, last) for i in (frame.left, frame.right)]
+                parents = [self._did_parent(i, row.start, latents, trajectories, request, last, noise)
+                           for i in (frame.left, frame.right)]
                 z = slerp(parents[0][None], parents[1][None], frame.local_fraction)
             starts.append(z[0])
         return torch.stack(starts)
 
     def _did_parent(self, index: int, k: int, latents: dict, trajectories: dict, request: InterpolationRequest,
-                    last: int) -> torch.Tensor:
+                    last: int, noise: tuple[float, float]) -> torch.Tensor:
         """A parent at DDIM index k: a generated frame's own trajectory, or a keyframe noised forward
         (one noise for both keyframes, or one each for did-no-shared-noise)."""
         if index in trajectories and k in trajectories[index]:
@@ -256,44 +275,45 @@ class InterpolationPipeline:
         shared = request.scheme == "did"
         stream = "keyframes" if shared else f"keyframe-{index}"
         eps = randn(latents[0].shape, frame_generator(request.seed, 0.0, 0, stream)).to(self.device)
-        return add_noise(latents[index], eps, self.alpha_bar(k))
+        return add_noise(latents[index], eps, *noise)
 
-    def frame_conditioning(self, candidates: list[Candidate], fractions: list[float], text, request) -> dict:
-        """Per candidate: slerp of the keyframes' prompt embeddings at the frame's fraction with the
+    def frame_conditioning(self, rows: list[PlannedRow], fractions: list[float], text, request) -> dict:
+        """Per row: slerp of the keyframes' prompt embeddings at the frame's fraction with the
         negative fixed (METHOD.md 3), and the interpolated pose with its scale (METHOD.md 4)."""
-        f = torch.tensor([fractions[c.frame.index] for c in candidates], dtype=torch.float64)
-        n = len(candidates)
+        f = torch.tensor([fractions[r.frame.index] for r in rows], dtype=torch.float64)
+        n = len(rows)
         out = {"cond": slerp(text[0].expand(n, -1, -1), text[1].expand(n, -1, -1), f),
                "uncond": text[2].expand(n, -1, -1)}
         if request.control is not None and self.controlnet is not None:
-            per_frame = {c.frame.index: request.control(fractions[c.frame.index]) for c in candidates}
-            images = [per_frame[c.frame.index][0] for c in candidates]
+            per_frame = {r.frame.index: request.control(fractions[r.frame.index]) for r in rows}
+            images = [per_frame[r.frame.index][0] for r in rows]
             out["control"] = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).to(self.device)
-            out["control_scale"] = torch.tensor([per_frame[c.frame.index][1] for c in candidates],
+            out["control_scale"] = torch.tensor([per_frame[r.frame.index][1] for r in rows],
                                                 dtype=torch.float32, device=self.device)
         return out
 
-    def _denoise(self, candidates, z_t, denoiser, conditioning, plan, request, progress, callback, should_cancel):
-        n = len(candidates)
+    def _denoise(self, chunk, z_t, begin, denoiser, conditioning, plan, request, progress, callback, should_cancel,
+                 evaluations, chooser, early):
+        """Denoise a chunk from `begin` to 0. With `prune_at`, each frame's candidates are ranked after that
+        share of the steps on a cheap preview of their predicted clean latents, and only the best `keep`
+        finish. Returns the chunk rows that finished, their clean latents and (DID) captured latents,
+        both in the order of those rows."""
         capture = None
         if request.scheme.startswith("did"):
-            children = {}
-            for level in plan:
-                for f in level:
-                    for parent in (f.left, f.right):
-                        children.setdefault(parent, set()).add(ddim_index(f.noise, request.steps))
-            capture = [children.get(c.frame.index, set()) for c in candidates]
+            capture = {ddim_index(f.noise, request.steps) for level in plan for f in level}
         generators = None
-        if request.eta > 0:
-            generators = [frame_generator(request.seed, request.fractions[c.frame.index], c.number, "eta") for c in candidates]
+        if request.eta > 0 or self.scheduler.__class__.__name__ in _STOCHASTIC:
+            generators = [frame_generator(request.seed, request.fractions[r.frame.index], r.candidate, "eta") for r in chunk]
+        alive = list(range(len(chunk)))
+        last: dict = {}
 
-        index = {}
-
-        def model(z, t, rows):
-            key = tuple(rows)
-            if key not in index:
-                index[key] = torch.tensor(rows, device=self.device)
-            return denoiser(z, t, **{name: v[index[key]] for name, v in conditioning.items()})
+        def model(z, t):
+            for r in alive:
+                evaluations[chunk[r].frame.index] += 1
+            picked = torch.tensor(alive, device=self.device)
+            out = denoiser(z, t, **{name: v[picked] for name, v in conditioning.items()})
+            last.update(x=z, out=out, t=t)
+            return out
 
         def step(info):
             if should_cancel is not None and should_cancel():
@@ -302,14 +322,63 @@ class InterpolationPipeline:
             if callback is not None:
                 callback(dict(progress))
 
-        return sample_ddim(model, z_t, [c.start for c in candidates], self.scheduler, eta=request.eta,
-                           generators=generators, capture=capture, callback=step)
+        length = len(self.scheduler.timesteps)
+        cut = begin + max(1, round(request.prune_at * (length - begin))) if request.prune_at else length
+        if cut >= length or not self._prunable(chunk, request):
+            z0, captured = denoise(model, z_t, self.scheduler, begin, eta=request.eta, generators=generators,
+                                   capture=capture, callback=step)
+            return alive, z0, captured
+        # 1. every candidate up to the cut
+        z, captured = denoise(model, z_t, self.scheduler, begin, end=cut, eta=request.eta, generators=generators,
+                              capture=capture, callback=step)
+        # 2. rank each frame's candidates on a preview of the last step's predicted clean latent
+        alpha_bar = float(self.scheduler.alphas_cumprod[int(last["t"])])
+        previews = self.preview_latents(
+            predicted_clean(last["x"], last["out"], alpha_bar, self.scheduler.config.prediction_type))
+        keep = []
+        for frame in dict.fromkeys(row.frame for row in chunk):
+            mine = [r for r in alive if chunk[r].frame is frame]
+            ranked = chooser(frame, [previews[r] for r in mine])[1]
+            best = sorted(sorted(range(len(mine)), key=lambda i: -ranked[i])[:request.keep])
+            early[frame.index] = {"after_steps": cut - begin, "scores": ranked,
+                                  "kept": [chunk[mine[i]].candidate for i in best]}
+            keep += [mine[i] for i in best]
+        alive[:] = keep
+        progress["total"] -= (len(chunk) - len(keep)) * (length - cut)
+        # 3. the kept candidates finish; the sampler restarts at the cut with them alone
+        restart = start_at(self.scheduler, request.steps, length - 1 - cut, self.device)
+        kept_generators = [generators[r] for r in keep] if generators is not None else None
+        z0, more = denoise(model, z[keep], self.scheduler, restart, eta=request.eta, generators=kept_generators,
+                           capture=capture, callback=step)
+        return keep, z0, {**{k: v[keep] for k, v in captured.items()}, **more}
 
-    def _frame_info(self, frame: PlannedFrame, cand: Candidate, request, rows, chosen, scores, seconds) -> dict:
-        timestep = int(self.scheduler.timesteps.flip(0)[cand.start])
-        return {
+    def _prunable(self, chunk, request) -> bool:
+        """Pruning needs an automatic ranking (not a person choosing) and more candidates than are kept."""
+        counts: dict[int, int] = {}
+        for row in chunk:
+            counts[row.frame.index] = counts.get(row.frame.index, 0) + 1
+        return request.rank_early and max(counts.values()) > request.keep
+
+    @torch.inference_mode()
+    def preview_latents(self, latents: torch.Tensor) -> list[np.ndarray]:
+        """Cheap images of latents for early ranking: the preview VAE (e.g. diffusers' AutoencoderTiny)
+        when one is set, else the model's VAE on the latents at half their size (a quarter of the work)."""
+        if self.preview_vae is not None:
+            x = self.preview_vae.decode(latents.to(self.device, self.preview_vae.dtype), return_dict=False)[0]
+            return [((im.float() + 1) / 2).clamp(0, 1).permute(1, 2, 0).cpu().numpy() for im in x]
+        half = torch.nn.functional.avg_pool2d(latents, 2) if min(latents.shape[-2:]) >= 8 else latents
+        return self.decode_latents(half)
+
+    def _frame_info(self, frame: PlannedFrame, request, chunk, row: int, scores, early, seconds, where) -> dict:
+        start = ddim_index(frame.noise, request.steps)
+        timestep = int(self.scheduler.timesteps.flip(0)[start])
+        info = {
             "level": frame.level, "parents": [frame.left, frame.right],
             "local_fraction": frame.local_fraction, "noise": frame.noise,
-            "ddim_index": cand.start, "timestep": timestep if request.scheme != "interpolate-only" else None,
-            "candidates": len(rows), "chosen": chosen, "scores": scores, "seconds": seconds,
+            "ddim_index": start, "timestep": timestep if request.scheme != "interpolate-only" else None,
+            "candidates": sum(1 for r in chunk if r.frame is frame), "chosen": chunk[row].candidate,
+            "scores": scores, "seconds": seconds, "chunk": list(where),
         }
+        if early is not None:
+            info["early_ranking"] = early
+        return info

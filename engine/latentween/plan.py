@@ -109,3 +109,40 @@ def make_plan(fractions: Sequence[float], min_noise: float, max_noise: float, cu
 def reference_candidates(level: int) -> int:
     """Candidates per frame in the reference: 8 at level 1, one fewer per level, never below 3."""
     return max(3, 9 - level)
+
+
+@dataclass(frozen=True)
+class PlannedRow:
+    """One candidate of one frame: a row of the batched denoising."""
+
+    frame: PlannedFrame
+    candidate: int
+    start: int  # DDIM index (0 = cleanest) it is noised to and denoised from
+
+
+def level_chunks(level: Sequence[PlannedFrame], candidates: int | Sequence[int], starts: Sequence[int],
+                 size: int) -> list[list[PlannedRow]]:
+    """Rows of one level cut into the chunks that go through the denoiser together.
+
+    Determinism by construction: floating-point kernels may round differently for different batch
+    shapes, so a frame's result is reproducible only if its chunk is. Chunks therefore depend on the
+    plan, the candidate counts and `size` alone, never on which frames are already finished: a resume
+    re-runs a whole chunk exactly as the first run did. A chunk holds whole frames (all candidates
+    of each, so they can be ranked and pruned together) that share a start index (every row walks
+    the same timesteps, as multistep schedulers need), in plan order, as many as fit in `size` rows;
+    a frame with more candidates than `size` is a chunk of its own.
+    """
+    counts = [candidates] * len(level) if isinstance(candidates, int) else list(candidates)
+    by_start: dict[int, list[list[PlannedRow]]] = {}
+    for frame, count, start in zip(level, counts, starts):
+        by_start.setdefault(start, []).append([PlannedRow(frame, c, start) for c in range(count)])
+    chunks: list[list[PlannedRow]] = []
+    for start in sorted(by_start, reverse=True):
+        current: list[PlannedRow] = []
+        for rows in by_start[start]:
+            if current and len(current) + len(rows) > size:
+                chunks.append(current)
+                current = []
+            current += rows
+        chunks.append(current)
+    return chunks

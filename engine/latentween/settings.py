@@ -13,6 +13,7 @@ from typing import Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from latentween import easing
+from latentween.schedulers import SchedulerName
 
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 MAX_FRAMES = 4096
@@ -21,6 +22,15 @@ MAX_SIDE = 8192
 Scheme = Literal["ours", "interpolate-only", "interpolate-denoise", "did", "did-no-shared-noise"]
 NoiseCurve = Literal["linear", "convex", "concave"]
 Fit = Literal["cover", "contain", "stretch"]
+
+
+# --preset draft: a preview at about 1/100 of the paper's UNet evaluations per frame (README, Speed).
+PRESETS: dict[str, dict] = {"final": {}, "draft": {"steps": 8, "candidates": 1}}
+# Consistency samplers go with distilled models or LoRAs (LCM, TCD, Hyper-SD) that want no guidance.
+SCHEDULER_DEFAULTS: dict[str, dict] = {"lcm": {"guidance": 1.0}, "tcd": {"guidance": 1.0}}
+# What a model folder may recommend in its latentween.json (models.read_recommendations).
+RECOMMENDABLE = ("scheduler", "steps", "guidance", "eta", "candidates", "min_noise", "max_noise", "noise_curve",
+                 "prune_at", "keep", "align")
 
 
 class MorphSettings(BaseModel):
@@ -36,9 +46,13 @@ class MorphSettings(BaseModel):
     prompt: str = Field("", max_length=2000, description="text describing both keyframes")
     negative: str = Field("", max_length=2000, description="negative prompt")
     seed: Optional[int] = Field(None, ge=0, lt=2**63, description="fixes every frame; default: a random seed, recorded in the manifest")
-    steps: int = Field(50, ge=1, le=1000, description="DDIM steps of the full schedule (the paper used 200-250)")
+    scheduler: SchedulerName = Field(
+        "auto", description="sampler (diffusers): ddim (the paper's), dpmpp-2m, dpmpp-2m-karras, euler, unipc, lcm, tcd; "
+                            "auto: the model's own when it names lcm or tcd, else dpmpp-2m")
+    steps: int = Field(25, ge=1, le=1000, description="sampler steps of the full schedule (the paper: 200-250 DDIM steps); "
+                                                     "a frame runs only its noise level's share of them")
     guidance: float = Field(7.5, ge=0.0, le=50.0, description="classifier-free guidance scale (1 turns guidance off)")
-    eta: float = Field(0.0, ge=0.0, le=1.0, description="DDIM eta: 0 is deterministic DDIM")
+    eta: float = Field(0.0, ge=0.0, le=1.0, description="DDIM eta (TCD gamma): 0 is deterministic")
     min_noise: float = Field(0.30, ge=0.0, le=1.0, description="noise for the closest parents, as a fraction of the schedule")
     max_noise: float = Field(0.55, ge=0.0, le=1.0, description="noise for the first midpoint, as a fraction of the schedule")
     noise_curve: NoiseCurve = Field("linear", description="how noise falls from max to min with the parents' distance")
@@ -51,6 +65,18 @@ class MorphSettings(BaseModel):
     pose_people: Literal["all", "largest"] = Field("all", description="several people: pair them by order, or keep only the largest in each keyframe")
     pose_scale: float = Field(1.5, ge=0.0, le=5.0, description="ControlNet scale mid-way; 1 at the keyframes (METHOD.md 4)")
     candidates: Optional[int] = Field(None, ge=1, le=64, description="candidates per new frame; default: 8 at level 1, one fewer per level, at least 3; 1 turns ranking off")
+    prune_at: Optional[float] = Field(
+        0.4, ge=0.0, le=1.0, description="rank each frame's candidates after this share of its steps on cheap previews "
+                                         "and finish only the best --keep (CLIP ranking only); 0 turns pruning off")
+    keep: int = Field(1, ge=1, le=64, description="candidates per frame that finish after early ranking")
+    preview_vae: Optional[str] = Field(
+        None, description="a small VAE for the early-ranking previews (diffusers AutoencoderTiny: hub id or folder, "
+                          "e.g. madebyollin/taesd); default: the model's VAE at half size")
+    lora: list[str] = Field(
+        default_factory=list, description="LoRA weights, PATH_OR_ID[:SCALE], repeatable (diffusers format; "
+                                          "LCM/TCD/Hyper-SD/Turbo LoRAs want --scheduler lcm or tcd and --guidance 1)")
+    preset: Literal["final", "draft"] = Field(
+        "final", description="draft: a fast preview (8 steps, one candidate); final: the defaults")
     choose: Literal["clip", "manual"] = Field("clip", description="how a candidate is kept: CLIP ranking, or the caller chooses (daemon)")
     rank_positive: str = Field("high quality, detailed, 2D", max_length=2000, description="CLIP ranking: text the kept frame should match")
     rank_negative: str = Field("blurry, distorted, 3D render", max_length=2000, description="CLIP ranking: text it should not match")
@@ -109,6 +135,19 @@ class MorphSettings(BaseModel):
             raise ValueError(f"min_noise ({self.min_noise}) must not exceed max_noise ({self.max_noise})")
         return self
 
+    def with_defaults(self, recommended: Optional[dict] = None) -> "MorphSettings":
+        """Fill what the user did not set, in layers: the field defaults, the preset's values, what the
+        chosen sampler wants (guidance 1 for lcm and tcd), then the model folder's own recommendations (a
+        Turbo model knows its steps better than a preset does). Anything the user set wins. Unknown keys
+        in `recommended` are ignored."""
+        recommended = {k: v for k, v in (recommended or {}).items() if k in RECOMMENDABLE}
+        scheduler = self.scheduler if "scheduler" in self.model_fields_set else recommended.get("scheduler", self.scheduler)
+        layers = {**PRESETS[self.preset], **SCHEDULER_DEFAULTS.get(scheduler, {}), **recommended}
+        update = {k: v for k, v in layers.items() if k not in self.model_fields_set}
+        if not update:
+            return self
+        return MorphSettings(**{**self.model_dump(exclude_unset=True), **update})
+
     def frame_fractions(self) -> list[float]:
         """Position of every output frame in [0, 1]."""
         if self.fractions is not None:
@@ -126,13 +165,16 @@ class MorphSettings(BaseModel):
 
 
 class RuntimeSettings(BaseModel):
-    """How the work runs. Never changes the pixels (frames are bit-identical whatever max_batch)."""
+    """How the work runs. Changes pixels at most in the last bits: frames are bit-identical for the same
+    settings on the same machine and software; another max_batch, device or thread count gives frames
+    equal within a small tolerance (docs/determinism.md)."""
 
     model_config = ConfigDict(extra="forbid")
 
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field("auto", description="model weights' dtype (auto: float16 on CUDA, else float32)")
-    max_batch: int = Field(8, ge=1, le=256, description="most samples per UNet call (guidance halves count)")
+    max_batch: int = Field(8, ge=1, le=256, description="most samples per UNet call (guidance halves count); "
+                           "fixes which frames run together")
     checkpoint_config: Optional[str] = Field(
         None, description="a diffusers folder with the configs a single-file checkpoint needs when offline")
 

@@ -116,6 +116,7 @@ typedef struct OfxPropertySuiteV1 {
 
 #define kOfxImageEffectActionDescribeInContext "OfxImageEffectActionDescribeInContext"
 #define kOfxImageEffectActionRender "OfxImageEffectActionRender"
+#define kOfxImageEffectActionGetFramesNeeded "OfxImageEffectActionGetFramesNeeded"
 
 #define kOfxImageEffectContextTransition "OfxImageEffectContextTransition"
 #define kOfxImageEffectContextGeneral "OfxImageEffectContextGeneral"

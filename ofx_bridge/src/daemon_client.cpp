@@ -2,19 +2,76 @@
 
 #include <curl/curl.h>
 
+#include <chrono>
 #include <utility>
 
 namespace latentween {
 namespace {
 
-constexpr long kConnectTimeoutMs = 3000;
-constexpr long kShortTimeoutMs = 15000;
-constexpr long kUploadTimeoutMs = 120000;  // two large keyframes over a slow link
+// A daemon on this machine or the studio's network connects at once and answers a poll in
+// milliseconds; one that has not within these is treated as down (and not asked again for a while,
+// see FrameCache::mark_unreachable), so a hung daemon costs one render a few seconds, not each 15 s.
+constexpr long kConnectTimeoutMs = 2000;
+constexpr long kStallSeconds = 5;          // no byte either way for this long: give up
+constexpr long kShortTimeoutMs = 5000;     // a poll or a cancel, start to end
+constexpr long kUploadTimeoutMs = 120000;  // two large keyframes over a slow link, if bytes keep flowing
 constexpr long kFrameTimeoutMs = 120000;
+constexpr size_t kMaxJsonBytes = 1 << 20;  // a job's JSON is a few kB
 
-size_t collect(char* data, size_t size, size_t count, void* sink) {
-  static_cast<std::string*>(sink)->append(data, size * count);
-  return size * count;
+// Where libcurl writes an answer. Callbacks run inside libcurl's C frames: they must not throw.
+struct Sink {
+  std::string* body;
+  size_t limit;
+  bool too_large = false;
+};
+
+size_t collect(char* data, size_t size, size_t count, void* target) noexcept {
+  auto* sink = static_cast<Sink*>(target);
+  const size_t bytes = size * count;
+  // CURLOPT_MAXFILESIZE only sees a declared Content-Length; a chunked answer is capped here.
+  if (sink->body->size() + bytes > sink->limit) {
+    sink->too_large = true;
+    return 0;
+  }
+  try {
+    sink->body->append(data, bytes);
+  } catch (...) {
+    return 0;  // out of memory: libcurl ends the transfer with a write error
+  }
+  return bytes;
+}
+
+// Watches a transfer from libcurl's progress callback: the host's abort, and silence. libcurl's own
+// low-speed limit averages over its window, so a daemon that took an upload and then said nothing
+// was only given up on after two windows; here it is the time since the last byte either way.
+struct Watch {
+  const AbortCheck* abort;
+  std::chrono::steady_clock::time_point last_byte = std::chrono::steady_clock::now();
+  curl_off_t seen = 0;
+  bool aborted = false;
+  bool silent = false;
+};
+
+int on_progress(void* target, curl_off_t, curl_off_t down, curl_off_t, curl_off_t up) noexcept {
+  auto* watch = static_cast<Watch*>(target);
+  try {
+    if (*watch->abort && (*watch->abort)()) {
+      watch->aborted = true;
+      return 1;
+    }
+  } catch (...) {
+    watch->aborted = true;
+    return 1;
+  }
+  const auto now = std::chrono::steady_clock::now();
+  if (down + up != watch->seen) {
+    watch->seen = down + up;
+    watch->last_byte = now;
+  } else if (now - watch->last_byte > std::chrono::seconds(kStallSeconds)) {
+    watch->silent = true;
+    return 1;
+  }
+  return 0;
 }
 
 bool loopback(const std::string& url) {
@@ -60,7 +117,8 @@ struct Mime {
 void http_global_init() { curl_global_init(CURL_GLOBAL_DEFAULT); }
 void http_global_cleanup() { curl_global_cleanup(); }
 
-DaemonClient::DaemonClient(std::string url, std::string token) : url_(std::move(url)) {
+DaemonClient::DaemonClient(std::string url, std::string token, AbortCheck abort)
+    : url_(std::move(url)), abort_(std::move(abort)) {
   while (!url_.empty() && url_.back() == '/') url_.pop_back();
   // The token goes into a header line: a pasted newline must not end it early.
   for (char c : token) {
@@ -86,26 +144,27 @@ Reply DaemonClient::submit(const std::vector<unsigned char>& from_png, const std
   mime.add("keyframes", from_png.data(), from_png.size(), "from.png", "image/png");
   mime.add("keyframes", to_png.data(), to_png.size(), "to.png", "image/png");
   curl_easy_setopt(easy.handle, CURLOPT_MIMEPOST, mime.handle);
-  return request("POST", "/v1/jobs", easy.handle, kUploadTimeoutMs, true);
+  return request("POST", "/v1/jobs", easy.handle, kUploadTimeoutMs, kMaxJsonBytes, true);
 }
 
 Reply DaemonClient::job(const std::string& id) const {
   if (!plain_id(id)) return Reply{Reply::Kind::Malformed, 0, "", "the daemon gave an unusable job id", Json()};
-  return request("GET", "/v1/jobs/" + id, nullptr, kShortTimeoutMs, true);
+  return request("GET", "/v1/jobs/" + id, nullptr, kShortTimeoutMs, kMaxJsonBytes, true);
 }
 
-Reply DaemonClient::frame(const std::string& id, int index) const {
+Reply DaemonClient::frame(const std::string& id, int index, size_t max_bytes) const {
   if (!plain_id(id)) return Reply{Reply::Kind::Malformed, 0, "", "the daemon gave an unusable job id", Json()};
-  return request("GET", "/v1/jobs/" + id + "/frames/" + std::to_string(index), nullptr, kFrameTimeoutMs, false);
+  return request("GET", "/v1/jobs/" + id + "/frames/" + std::to_string(index), nullptr, kFrameTimeoutMs, max_bytes,
+                 false);
 }
 
 Reply DaemonClient::cancel(const std::string& id) const {
   if (!plain_id(id)) return Reply{Reply::Kind::Malformed, 0, "", "the daemon gave an unusable job id", Json()};
-  return request("POST", "/v1/jobs/" + id + "/cancel", nullptr, kShortTimeoutMs, true);
+  return request("POST", "/v1/jobs/" + id + "/cancel", nullptr, kShortTimeoutMs, kMaxJsonBytes, true);
 }
 
 Reply DaemonClient::request(const std::string& method, const std::string& path, void* prepared, long timeout_ms,
-                            bool expect_json) const {
+                            size_t max_bytes, bool expect_json) const {
   // A multipart submit arrives with a handle already carrying its body; other calls get a fresh one.
   Easy own(prepared == nullptr);
   CURL* curl = prepared ? static_cast<CURL*>(prepared) : own.handle;
@@ -122,10 +181,19 @@ Reply DaemonClient::request(const std::string& method, const std::string& path, 
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);  // hosts render on many threads; no SIGALRM
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, kConnectTimeoutMs);
   curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);  // a backstop to the Watch below
+  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 2 * kStallSeconds);
+  curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(max_bytes));
   curl_easy_setopt(curl, CURLOPT_USERAGENT, "latentween-ofx/0.1");
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, detail);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply.body);
+  Sink sink{&reply.body, max_bytes};
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
+  // libcurl calls this at least once a second, also while it waits for an answer.
+  Watch watch{&abort_};
+  curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &watch);
+  curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
   // The URL is a user's text field: only HTTP(S), never file:// or other schemes curl knows.
 #if LIBCURL_VERSION_NUM >= 0x075500
   curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -143,6 +211,23 @@ Reply DaemonClient::request(const std::string& method, const std::string& path, 
   CURLcode code = curl_easy_perform(curl);
   curl_slist_free_all(headers);
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, nullptr);
+  if (code == CURLE_ABORTED_BY_CALLBACK && watch.aborted) {
+    reply.kind = Reply::Kind::Aborted;
+    reply.message = "the render was aborted";
+    return reply;
+  }
+  if (code == CURLE_ABORTED_BY_CALLBACK) {  // silent
+    reply.kind = Reply::Kind::Unreachable;
+    reply.message = "cannot reach the latentween daemon at " + url_ + ": it took " + method + " " + path +
+                    " and then said nothing for " + std::to_string(kStallSeconds) + " s";
+    return reply;
+  }
+  if (code == CURLE_FILESIZE_EXCEEDED || sink.too_large) {
+    reply.kind = Reply::Kind::Malformed;
+    reply.message = "the daemon's answer to " + method + " " + path + " is larger than " +
+                    std::to_string(max_bytes >> 20) + " MB";
+    return reply;
+  }
   if (code != CURLE_OK) {
     reply.kind = Reply::Kind::Unreachable;
     reply.message = "cannot reach the latentween daemon at " + url_ + ": " + curl_reason(code, detail);

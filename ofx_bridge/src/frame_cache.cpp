@@ -8,11 +8,12 @@ namespace {
 constexpr size_t kDefaultBudgetMb = 2048;
 constexpr size_t kMaxFailures = 256;
 constexpr std::chrono::seconds kDownFor(10);
+constexpr long kDefaultFailureSeconds = 60;
 
-size_t budget_from_environment() {
-  const char* text = std::getenv("LATENTWEEN_OFX_CACHE_MB");
-  long mb = text ? std::strtol(text, nullptr, 10) : 0;
-  return static_cast<size_t>(mb > 0 ? mb : static_cast<long>(kDefaultBudgetMb)) * 1024 * 1024;
+long positive_from_environment(const char* name, long fallback) {
+  const char* text = std::getenv(name);
+  long value = text ? std::strtol(text, nullptr, 10) : 0;
+  return value > 0 ? value : fallback;
 }
 
 }  // namespace
@@ -23,7 +24,9 @@ size_t Sequence::bytes() const {
   return total;
 }
 
-FrameCache::FrameCache() : budget_bytes_(budget_from_environment()) {}
+FrameCache::FrameCache()
+    : budget_bytes_(static_cast<size_t>(positive_from_environment("LATENTWEEN_OFX_CACHE_MB", kDefaultBudgetMb)) << 20),
+      failure_memory_(positive_from_environment("LATENTWEEN_OFX_RETRY_S", kDefaultFailureSeconds)) {}
 
 FrameCache& FrameCache::shared() {
   static FrameCache cache;  // constructed on first use, from any thread (C++11 guarantees it once)
@@ -73,35 +76,53 @@ void FrameCache::clear_sequences() {
 std::string FrameCache::failure(const std::string& key) {
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = failures_.find(key);
-  return it == failures_.end() ? "" : it->second;
+  if (it == failures_.end()) return "";
+  if (std::chrono::steady_clock::now() - it->second.first > failure_memory_) {
+    failures_.erase(it);
+    return "";
+  }
+  return it->second.second;
 }
 
 void FrameCache::remember_failure(const std::string& key, const std::string& message) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (failures_.size() >= kMaxFailures) failures_.clear();
-  failures_[key] = message;
+  failures_[key] = {std::chrono::steady_clock::now(), message};
 }
 
-bool FrameCache::pending(const std::string& key, PendingJob& out) {
+bool FrameCache::claim(const std::string& key, uint64_t driver, PendingJob& out) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Slot& slot = pending_[key];
+  if (slot.driver != 0 && slot.driver != driver) return false;
+  slot.driver = driver;
+  out = slot.job;
+  return true;
+}
+
+void FrameCache::release(const std::string& key, uint64_t driver) {
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = pending_.find(key);
-  if (it == pending_.end()) return false;
-  out = it->second;
-  return true;
+  if (it == pending_.end() || it->second.driver != driver) return;
+  if (it->second.job.job_id.empty()) {
+    pending_.erase(it);  // nothing was submitted: the next render starts afresh
+  } else {
+    it->second.driver = 0;
+  }
 }
 
 std::vector<PendingJob> FrameCache::set_pending(const std::string& key, const PendingJob& job) {
   std::lock_guard<std::mutex> lock(mutex_);
   std::vector<PendingJob> stale;
   for (auto it = pending_.begin(); it != pending_.end();) {
-    if (it->first != key && it->second.owner == job.owner) {
-      stale.push_back(it->second);
+    const Slot& slot = it->second;
+    if (it->first != key && slot.job.owner == job.owner && slot.driver == 0 && !slot.job.job_id.empty()) {
+      stale.push_back(slot.job);
       it = pending_.erase(it);
     } else {
       ++it;
     }
   }
-  pending_[key] = job;
+  pending_[key].job = job;
   return stale;
 }
 
@@ -114,11 +135,15 @@ std::vector<PendingJob> FrameCache::take_owned(uint64_t owner) {
   std::lock_guard<std::mutex> lock(mutex_);
   std::vector<PendingJob> owned;
   for (auto it = pending_.begin(); it != pending_.end();) {
-    if (it->second.owner == owner) {
-      owned.push_back(it->second);
-      it = pending_.erase(it);
-    } else {
+    Slot& slot = it->second;
+    if (slot.job.owner != owner || slot.job.job_id.empty()) {
       ++it;
+    } else if (slot.driver != 0 && slot.driver != owner) {
+      slot.job.owner = slot.driver;  // someone still waits for it
+      ++it;
+    } else {
+      owned.push_back(slot.job);
+      it = pending_.erase(it);
     }
   }
   return owned;

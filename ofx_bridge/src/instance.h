@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "frame_cache.h"
@@ -36,8 +37,27 @@ struct Instance {
                  steps = nullptr, candidates = nullptr, pose = nullptr, url = nullptr, token = nullptr;
 
   std::string shown_warning;  // hosts without persistent messages get each warning once
-  std::string last_settings;  // settings of the last sequence shown, for scaled-down previews
-  std::shared_ptr<const Sequence> last_sequence;
+
+  // The last sequence shown, for scaled-down previews. A host may purge caches on another thread
+  // while this instance renders, hence the lock.
+  std::shared_ptr<const Sequence> last_sequence(const std::string& settings) {
+    std::lock_guard<std::mutex> lock(last_mutex_);
+    return last_settings_ == settings ? last_sequence_ : nullptr;
+  }
+  void remember(const std::string& settings, std::shared_ptr<const Sequence> sequence) {
+    std::lock_guard<std::mutex> lock(last_mutex_);
+    last_settings_ = settings;
+    last_sequence_ = std::move(sequence);
+  }
+  void forget_last() {
+    std::lock_guard<std::mutex> lock(last_mutex_);
+    last_sequence_.reset();
+  }
+
+ private:
+  std::mutex last_mutex_;
+  std::string last_settings_;
+  std::shared_ptr<const Sequence> last_sequence_;
 };
 
 // The settings of one render, read from the parameters at its time.
@@ -54,6 +74,8 @@ struct RenderSettings {
 Instance* instance_of(OfxImageEffectHandle effect);
 RenderSettings read_settings(const Instance& instance, OfxTime time);
 OfxStatus render(Instance& instance, OfxPropertySetHandle in_args);
+// The frames each input is read at: the keyframes' times and the render time.
+OfxStatus frames_needed(const Instance& instance, OfxPropertySetHandle in_args, OfxPropertySetHandle out_args);
 void cancel_owned_jobs(const Instance& instance);
 
 }  // namespace latentween

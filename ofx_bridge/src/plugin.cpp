@@ -94,17 +94,19 @@ OfxStatus describe_in_context(OfxImageEffectHandle effect, OfxPropertySetHandle 
 
   OfxParamSetHandle params = nullptr;
   if (g_host.effects->getParamSet(effect, &params) != kOfxStatOK) return kOfxStatErrBadHandle;
-  if (!transition) {
-    // The Transition context gives a host-owned "Transition" parameter; elsewhere it is ours.
-    OfxPropertySetHandle p = define_param(params, kOfxParamTypeDouble, kOfxImageEffectTransitionParamName,
-                                          "Transition", "0 shows the first input, 1 the second; animate it");
-    if (p) {
-      g_host.props->propSetDouble(p, kOfxParamPropDefault, 0, 0.0);
-      g_host.props->propSetDouble(p, kOfxParamPropMin, 0, 0.0);
-      g_host.props->propSetDouble(p, kOfxParamPropMax, 0, 1.0);
-      g_host.props->propSetDouble(p, kOfxParamPropDisplayMin, 0, 0.0);
-      g_host.props->propSetDouble(p, kOfxParamPropDisplayMax, 0, 1.0);
-    }
+  // The Transition context mandates this parameter and the plug-in declares it (the host sets its
+  // value); a host that waited for the declaration would otherwise leave the amount at 0. Elsewhere
+  // it is an ordinary parameter the user animates.
+  OfxPropertySetHandle p = nullptr;
+  if (g_host.params->paramDefine(params, kOfxParamTypeDouble, kOfxImageEffectTransitionParamName, &p) == kOfxStatOK &&
+      p && !transition) {
+    g_host.props->propSetString(p, kOfxPropLabel, 0, "Transition");
+    g_host.props->propSetString(p, kOfxParamPropHint, 0, "0 shows the first input, 1 the second; animate it");
+    g_host.props->propSetDouble(p, kOfxParamPropDefault, 0, 0.0);
+    g_host.props->propSetDouble(p, kOfxParamPropMin, 0, 0.0);
+    g_host.props->propSetDouble(p, kOfxParamPropMax, 0, 1.0);
+    g_host.props->propSetDouble(p, kOfxParamPropDisplayMin, 0, 0.0);
+    g_host.props->propSetDouble(p, kOfxParamPropDisplayMax, 0, 1.0);
   }
   define_string(params, param::kPrompt, "Prompt", "", "text describing both keyframes");
   define_string(params, param::kNegative, "Negative prompt", "", "what the frames should not show");
@@ -171,7 +173,7 @@ OfxStatus destroy_instance(OfxImageEffectHandle effect) {
   return kOfxStatOK;
 }
 
-OfxStatus dispatch(const char* action, const void* handle, OfxPropertySetHandle in_args) {
+OfxStatus dispatch(const char* action, const void* handle, OfxPropertySetHandle in_args, OfxPropertySetHandle out_args) {
   auto effect = static_cast<OfxImageEffectHandle>(const_cast<void*>(handle));
   if (std::strcmp(action, kOfxActionLoad) == 0) {
     if (!fetch_suites()) return kOfxStatErrMissingHostFeature;
@@ -191,18 +193,23 @@ OfxStatus dispatch(const char* action, const void* handle, OfxPropertySetHandle 
     Instance* instance = instance_of(effect);
     return instance ? render(*instance, in_args) : kOfxStatErrBadHandle;
   }
+  if (std::strcmp(action, kOfxImageEffectActionGetFramesNeeded) == 0) {
+    Instance* instance = instance_of(effect);
+    return instance && out_args ? frames_needed(*instance, in_args, out_args) : kOfxStatReplyDefault;
+  }
   if (std::strcmp(action, kOfxActionPurgeCaches) == 0) {
     FrameCache::shared().clear_sequences();
-    if (Instance* instance = instance_of(effect)) instance->last_sequence.reset();
+    if (Instance* instance = instance_of(effect)) instance->forget_last();
     return kOfxStatOK;
   }
   return kOfxStatReplyDefault;
 }
 
-OfxStatus main_entry(const char* action, const void* handle, OfxPropertySetHandle in_args, OfxPropertySetHandle) {
+OfxStatus main_entry(const char* action, const void* handle, OfxPropertySetHandle in_args,
+                     OfxPropertySetHandle out_args) {
   if (!action) return kOfxStatErrValue;
   try {
-    return dispatch(action, handle, in_args);
+    return dispatch(action, handle, in_args, out_args);
   } catch (const std::bad_alloc&) {
     return kOfxStatErrMemory;
   } catch (...) {

@@ -35,9 +35,17 @@ void read_bytes(png_structp png, png_bytep out, png_size_t count) {
   source->position += count;
 }
 
-void write_bytes(png_structp png, png_bytep data, png_size_t count) {
+// libpng is C: an exception must not unwind through it. A failed append becomes a libpng error,
+// raised after the catch so the jump leaves no C++ object behind.
+void write_bytes(png_structp png, png_bytep data, png_size_t count) noexcept {
   auto* sink = static_cast<std::vector<unsigned char>*>(png_get_io_ptr(png));
-  sink->insert(sink->end(), data, data + count);
+  bool stored = true;
+  try {
+    sink->insert(sink->end(), data, data + count);
+  } catch (...) {
+    stored = false;
+  }
+  if (!stored) png_error(png, "out of memory");
 }
 
 void flush_nothing(png_structp) {}

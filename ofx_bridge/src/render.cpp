@@ -4,57 +4,25 @@
 //   3. thumbnails and scaled-down previews never start a job: last sequence or a cross-dissolve;
 //   4. otherwise submit the job once (or attach to the one already running for this key), wait
 //      with the host's progress bar while honouring its abort, download the frames and cache them;
+//      one render drives a key at a time, concurrent renders of it wait (job_runner.cpp);
 //   5. show the frame nearest the Transition value; the keyframes themselves are the inputs' pixels.
 // Whatever goes wrong with the daemon, the output is a plain cross-dissolve and the host's
 // message suite says why.
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
-#include <thread>
 
 #include "daemon_client.h"
 #include "frame_cache.h"
 #include "host.h"
 #include "images.h"
 #include "instance.h"
+#include "job_runner.h"
 
 namespace latentween {
 namespace {
-
-constexpr const char* kFallbackNote = " - showing a cross-dissolve instead.";
-
-class Progress {
- public:
-  explicit Progress(OfxImageEffectHandle effect) : effect_(effect) {
-    if (g_host.progress && g_host.progress->progressStart)
-      started_ = g_host.progress->progressStart(effect_, "Latentween: generating the in-between frames") == kOfxStatOK;
-  }
-  ~Progress() {
-    if (started_) g_host.progress->progressEnd(effect_);
-  }
-  Progress(const Progress&) = delete;
-  Progress& operator=(const Progress&) = delete;
-
-  void update(double fraction) {
-    if (started_ && g_host.progress->progressUpdate(effect_, std::clamp(fraction, 0.0, 1.0)) == kOfxStatReplyNo)
-      cancelled_ = true;  // the user pressed the progress bar's cancel button
-  }
-  bool aborted() const { return cancelled_ || g_host.effects->abort(effect_) != 0; }
-
- private:
-  OfxImageEffectHandle effect_;
-  bool started_ = false;
-  bool cancelled_ = false;
-};
-
-struct JobOutcome {
-  std::shared_ptr<const Sequence> sequence;
-  bool aborted = false;
-  std::string message;
-};
 
 std::string hex(uint64_t value) {
   char text[17];
@@ -123,93 +91,6 @@ void warn(Instance& instance, const std::string& text) {
   if (instance.shown_warning == text) return;
   post_warning(instance.effect, text);
   instance.shown_warning = text;
-}
-
-// Sleeps in short slices so an abort is seen within ~25 ms.
-bool wait_or_abort(const Progress& progress, std::chrono::milliseconds total) {
-  const auto slice = std::chrono::milliseconds(25);
-  for (auto waited = std::chrono::milliseconds(0); waited < total; waited += slice) {
-    if (progress.aborted()) return true;
-    std::this_thread::sleep_for(slice);
-  }
-  return progress.aborted();
-}
-
-// Refusals that depend only on the settings or the keyframes: the same key would be refused again.
-bool refusal_is_final(const Reply& reply) {
-  return reply.kind == Reply::Kind::Refused && (reply.status == 413 || reply.status == 415 || reply.status == 422);
-}
-
-JobOutcome failure(const std::string& message) { return JobOutcome{nullptr, false, message + kFallbackNote}; }
-
-JobOutcome run_job(Instance& instance, const std::string& key, const ImageView& from, const ImageView& to,
-                   const RenderSettings& settings, const std::string& settings_json) {
-  FrameCache& cache = FrameCache::shared();
-  DaemonClient client(settings.url, settings.token);
-  PendingJob job;
-  if (!cache.pending(key, job) || job.url != client.url()) {
-    std::string down;
-    if (cache.recently_unreachable(client.url(), down)) return failure(down);
-    std::vector<unsigned char> from_png, to_png;
-    std::string error;
-    if (!encode_png(to_rgba(from), from_png, error) || !encode_png(to_rgba(to), to_png, error)) return failure(error);
-    Reply reply = client.submit(from_png, to_png, settings_json);
-    if (reply.kind == Reply::Kind::Unreachable) cache.mark_unreachable(client.url(), reply.message);
-    if (refusal_is_final(reply)) cache.remember_failure(key, reply.message + kFallbackNote);
-    if (!reply.ok()) return failure(reply.message);
-    job = PendingJob{reply.json["id"].str(), client.url(), settings.token, instance.id};
-    if (!DaemonClient::plain_id(job.job_id)) return failure("the daemon's answer to the job submission had no job id");
-    for (const PendingJob& stale : cache.set_pending(key, job)) DaemonClient(stale.url, stale.token).cancel(stale.job_id);
-  }
-
-  Progress progress(instance.effect);
-  auto interval = std::chrono::milliseconds(50);
-  int frame_count = 0;
-  while (true) {
-    if (progress.aborted()) return JobOutcome{nullptr, true, ""};  // the job goes on; the next render attaches
-    Reply reply = client.job(job.job_id);
-    if (reply.kind == Reply::Kind::Unreachable) {
-      cache.mark_unreachable(client.url(), reply.message);
-      return failure(reply.message);
-    }
-    if (!reply.ok()) {
-      if (reply.status == 404) cache.drop_pending(key);  // the daemon's state was wiped: submit afresh
-      return failure(reply.message);
-    }
-    const std::string state = reply.json["state"].str();
-    const Json& done = reply.json["progress"];
-    double total = done["total"].num();
-    progress.update(total > 0 ? 0.9 * done["done"].num() / total : 0.0);
-    if (state == "done") {
-      frame_count = static_cast<int>(reply.json["frame_count"].num());
-      break;
-    }
-    if (state == "failed" || state == "cancelled" || state == "awaiting-choice") {
-      cache.drop_pending(key);
-      std::string error = reply.json["error"].str();
-      std::string why = "job " + job.job_id + " " + state + (error.empty() ? "" : ": " + error);
-      if (state == "failed") cache.remember_failure(key, why + kFallbackNote);
-      return failure(why);
-    }
-    if (wait_or_abort(progress, interval)) return JobOutcome{nullptr, true, ""};
-    interval = std::min(interval * 2, std::chrono::milliseconds(500));
-  }
-  if (frame_count < 2) return failure("job " + job.job_id + " finished with no frames");
-
-  auto sequence = std::make_shared<Sequence>();
-  sequence->settings = settings_json;
-  sequence->frames.resize(static_cast<size_t>(frame_count));
-  // Frames 0 and N-1 are the keyframes: the render shows the inputs' own pixels there.
-  for (int index = 1; index + 1 < frame_count; ++index) {
-    if (progress.aborted()) return JobOutcome{nullptr, true, ""};
-    Reply reply = client.frame(job.job_id, index);
-    if (!reply.ok()) return failure(reply.message);
-    sequence->frames[static_cast<size_t>(index)] = std::move(reply.body);
-    progress.update(0.9 + 0.1 * index / (frame_count - 1));
-  }
-  cache.insert(key, sequence);
-  cache.drop_pending(key);
-  return JobOutcome{sequence, false, ""};
 }
 
 OfxStatus show(Instance& instance, const Sequence& sequence, double amount, const ImageView& from,
@@ -307,7 +188,7 @@ OfxStatus render(Instance& instance, OfxPropertySetHandle in_args) {
 
   // 3. Previews never start a job.
   const bool preview = scaled || is_thumbnail(instance);
-  if (!sequence && preview && instance.last_settings == settings_json) sequence = instance.last_sequence;
+  if (!sequence && preview) sequence = instance.last_sequence(settings_json);
   if (!sequence && preview) return dissolve();
 
   // 4. The job, once per key.
@@ -329,16 +210,34 @@ OfxStatus render(Instance& instance, OfxPropertySetHandle in_args) {
     clear_warning(instance.effect);
     instance.shown_warning.clear();
   }
-  instance.last_settings = settings_json;
-  instance.last_sequence = sequence;
+  instance.remember(settings_json, sequence);
 
   // 5. The frame nearest the Transition value.
   return show(instance, *sequence, amount, *from, *to, out, window);
 }
 
+OfxStatus frames_needed(const Instance& instance, OfxPropertySetHandle in_args, OfxPropertySetHandle out_args) {
+  // Hosts that fetch only the frames declared here would otherwise refuse the keyframes at the
+  // transition's ends, and every frame of a transition between moving clips would be its own job.
+  const OfxTime time = prop_double(in_args, kOfxPropTime);
+  OfxTime from_time, to_time;
+  keyframe_times(instance, time, from_time, to_time);
+  const std::pair<const char*, OfxTime> clips[] = {
+      {"OfxImageClipPropFrameRange_" kOfxImageEffectTransitionSourceFromClipName, from_time},
+      {"OfxImageClipPropFrameRange_" kOfxImageEffectTransitionSourceToClipName, to_time}};
+  for (const auto& [name, keyframe] : clips) {
+    const double ranges[4] = {time, time, keyframe, keyframe};
+    g_host.props->propSetDoubleN(out_args, name, keyframe == time ? 2 : 4, ranges);
+  }
+  return kOfxStatOK;
+}
+
 void cancel_owned_jobs(const Instance& instance) {
-  for (const PendingJob& job : FrameCache::shared().take_owned(instance.id))
-    DaemonClient(job.url, job.token).cancel(job.job_id);
+  FrameCache& cache = FrameCache::shared();
+  for (const PendingJob& job : cache.take_owned(instance.id)) {
+    std::string down;  // a daemon just found down would only make the host wait here
+    if (!cache.recently_unreachable(job.url, down)) DaemonClient(job.url, job.token).cancel(job.job_id);
+  }
 }
 
 }  // namespace latentween

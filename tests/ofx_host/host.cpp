@@ -52,11 +52,19 @@ OfxStatus clip_get_property_set(OfxImageClipHandle c, OfxPropertySetHandle* out)
   *out = reinterpret_cast<OfxPropertySetHandle>(&reinterpret_cast<Clip*>(c)->props);
   return kOfxStatOK;
 }
-OfxStatus clip_get_image(OfxImageClipHandle c, OfxTime, const OfxRectD*, OfxPropertySetHandle* out) {
+bool allowed(const Clip& clip, OfxTime time) {
+  if (!g_state.strict_frames || clip.name == kOfxImageEffectOutputClipName) return true;
+  for (size_t i = 0; i + 1 < clip.allowed.size(); i += 2) {
+    if (clip.allowed[i] <= time && time <= clip.allowed[i + 1]) return true;
+  }
+  return false;
+}
+OfxStatus clip_get_image(OfxImageClipHandle c, OfxTime time, const OfxRectD*, OfxPropertySetHandle* out) {
   Clip* clip = reinterpret_cast<Clip*>(c);
   if (!clip) return kOfxStatErrBadHandle;
   Picture* picture = clip->picture;
   if (!picture || picture->width <= 0) return kOfxStatFailed;  // unconnected: black and transparent
+  if (!allowed(*clip, time)) return kOfxStatFailed;  // as a host that fetches only declared frames
   auto* image = new Image();
   const size_t row = static_cast<size_t>(picture->width) * (picture->is_float ? 16 : 4);
   image->bottom_up.resize(row * static_cast<size_t>(picture->height));
@@ -71,13 +79,28 @@ OfxStatus clip_get_image(OfxImageClipHandle c, OfxTime, const OfxRectD*, OfxProp
   image->props.set_string(kOfxImageEffectPropComponents, kOfxImageComponentRGBA);
   image->props.set_string(kOfxImageEffectPropPreMultiplication, "OfxImageOpaque");
   if (clip->name == kOfxImageEffectOutputClipName) image->output = picture;
-  g_state.live_images.insert(image);
+  if (g_state.moving && clip->name != kOfxImageEffectOutputClipName) {
+    // the first row of OFX data is the bottom row; its first sample tells the time
+    if (picture->is_float) {
+      const float value = static_cast<float>(time) / 100.0f;
+      std::memcpy(image->bottom_up.data(), &value, sizeof value);
+    } else {
+      image->bottom_up[0] = static_cast<unsigned char>(time);
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(g_state.mutex);
+    g_state.live_images.insert(image);
+  }
   *out = reinterpret_cast<OfxPropertySetHandle>(&image->props);
   return kOfxStatOK;
 }
 OfxStatus clip_release_image(OfxPropertySetHandle handle) {
   auto* image = reinterpret_cast<Image*>(handle);
-  if (!g_state.live_images.erase(image)) return kOfxStatErrBadHandle;
+  {
+    std::lock_guard<std::mutex> lock(g_state.mutex);
+    if (!g_state.live_images.erase(image)) return kOfxStatErrBadHandle;
+  }
   if (Picture* picture = image->output) {
     const size_t row = static_cast<size_t>(picture->width) * (picture->is_float ? 16 : 4);
     for (int y = 0; y < picture->height; ++y)
@@ -94,8 +117,10 @@ OfxStatus clip_get_rod(OfxImageClipHandle c, OfxTime, OfxRectD* rod) {
   return kOfxStatOK;
 }
 int abort_render(OfxImageEffectHandle) {
-  ++g_state.abort_calls;
-  return g_state.abort_after > 0 && g_state.abort_calls >= g_state.abort_after ? 1 : 0;
+  const int calls = ++g_state.abort_calls;
+  if (g_state.abort_after > 0 && calls >= g_state.abort_after) return 1;
+  return g_state.abort_after_ms > 0 &&
+         std::chrono::steady_clock::now() - g_state.render_start >= std::chrono::milliseconds(g_state.abort_after_ms);
 }
 OfxStatus memory_alloc(OfxImageEffectHandle, size_t, OfxImageMemoryHandle*) { return kOfxStatErrUnsupported; }
 OfxStatus memory_free(OfxImageMemoryHandle) { return kOfxStatErrUnsupported; }

@@ -3,8 +3,11 @@
 // are plain structs; every OFX handle is a pointer to one of them.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
@@ -62,6 +65,7 @@ struct Clip {
   std::string name;
   PropertySet props;
   Picture* picture = nullptr;
+  std::vector<double> allowed;  // strict hosts: the frame ranges the plug-in asked for (pairs)
 };
 
 struct Effect {
@@ -71,13 +75,26 @@ struct Effect {
   std::vector<std::string> clip_order;
 };
 
-// What the suites do, set by the test script.
+// What the suites do, set by the test script. Renders may run on several threads at once.
 struct HostState {
   int abort_after = 0;     // abort() answers 1 from its Nth call on; 0: never
-  int abort_calls = 0;
+  int abort_after_ms = 0;  // abort() answers 1 once this long has passed since the render began; 0: never
+  std::atomic<int> abort_calls{0};
+  std::chrono::steady_clock::time_point render_start;
   bool persistent_messages = true;  // false: a V2 message suite whose persistent calls are null (as Resolve's)
+  bool strict_frames = false;  // refuse input frames outside those the plug-in said it needs
+  bool moving = false;         // inputs change with time (the first sample holds the time)
+  std::mutex mutex;            // guards the two members below
   std::set<Image*> live_images;
   std::vector<std::string> problems;  // plug-in calls that broke the API's rules
+  void problem(const std::string& text) {
+    std::lock_guard<std::mutex> lock(mutex);
+    problems.push_back(text);
+  }
+  size_t live() {
+    std::lock_guard<std::mutex> lock(mutex);
+    return live_images.size();
+  }
 };
 
 extern HostState g_state;

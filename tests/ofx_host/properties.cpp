@@ -29,7 +29,7 @@ Property* find(OfxPropertySetHandle handle, const char* name, char type, OfxStat
     return nullptr;
   }
   if (it->second.type != type) {
-    g_state.problems.push_back(std::string("property ") + name + " read or written as the wrong type");
+    g_state.problem(std::string("property ") + name + " read or written as the wrong type");
     status = kOfxStatErrValue;
     return nullptr;
   }
@@ -39,7 +39,7 @@ Property* find(OfxPropertySetHandle handle, const char* name, char type, OfxStat
 Property& make(OfxPropertySetHandle handle, const char* name, char type) {
   Property& p = set_of(handle)->props[name];
   if (p.strings.empty() && p.ints.empty() && p.doubles.empty() && p.pointers.empty()) p.type = type;
-  if (p.type != type) g_state.problems.push_back(std::string("property ") + name + " written as the wrong type");
+  if (p.type != type) g_state.problem(std::string("property ") + name + " written as the wrong type");
   p.type = type;
   return p;
 }
@@ -210,6 +210,8 @@ std::string quote(const std::string& text) {
 }
 
 void emit(const std::string& event, const std::string& fields) {
+  static std::mutex mutex;  // renders on several threads: one whole line each
+  std::lock_guard<std::mutex> lock(mutex);
   std::cout << "{\"event\":" << quote(event) << (fields.empty() ? "" : ",") << fields << "}" << std::endl;
 }
 

@@ -16,8 +16,14 @@ def register(sub) -> None:
     parser.add_argument("--frames", type=int, default=9, help="frames per sequence, keyframes included (default: 9)")
     parser.add_argument("--schemes", default="all", help="comma-separated schemes, or all")
     parser.add_argument("--out", required=True, metavar="DIR")
-    parser.add_argument("--steps", type=int, default=50, help="DDIM steps (default: 50)")
+    parser.add_argument("--steps", type=int, default=50, help="sampler steps of the schemes' runs (default: 50)")
+    parser.add_argument("--scheduler", default="ddim", help="sampler of the schemes' runs (default: ddim, the paper's)")
+    parser.add_argument("--samplers", default="", metavar="NAME:STEPS,...",
+                        help="also run ours-aligned with these samplers, e.g. ddim:200,dpmpp-2m:25,euler:10: "
+                             "a quality-vs-cost table and samplers.png")
     parser.add_argument("--guidance", type=float, default=1.0, help="guidance scale; the prompt is empty (default: 1)")
+    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                        help="model weights' dtype (default: auto)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--min-noise", type=float, default=0.30)
     parser.add_argument("--max-noise", type=float, default=0.55)
@@ -40,9 +46,19 @@ def run(args: argparse.Namespace) -> int:
         assert all(len(p) == 2 and 0 <= p[0] <= p[1] <= 1 for p in sweep)
     except (ValueError, AssertionError) as exc:
         raise InputError(f"--noise-sweep must look like 0.2:0.4,0.45:0.7, got {args.noise_sweep!r}") from exc
+    from latentween.schedulers import SCHEDULERS
+
+    samplers = []
+    for part in filter(None, (p.strip() for p in args.samplers.split(","))):
+        name, _, steps = part.partition(":")
+        if name not in SCHEDULERS or not steps.isdigit() or int(steps) < 1:
+            raise InputError(f"--samplers: {part!r} is not NAME:STEPS with NAME in {', '.join(SCHEDULERS)}")
+        samplers.append((name, int(steps)))
+    if args.scheduler not in SCHEDULERS:
+        raise InputError(f"--scheduler: unknown {args.scheduler!r} (choose from {', '.join(SCHEDULERS)})")
     config = EvalConfig(model=args.model, pairs=args.pairs, frames=args.frames, schemes=schemes, steps=args.steps,
                         guidance=args.guidance, seed=args.seed, min_noise=args.min_noise, max_noise=args.max_noise,
-                        noise_sweep=sweep)
+                        noise_sweep=sweep, samplers=samplers, scheduler=args.scheduler, dtype=args.dtype)
 
     def progress(name, done, total):
         if sys.stderr.isatty():

@@ -43,9 +43,13 @@ def add_model_arguments(parser: argparse.ArgumentParser, model: type[BaseModel],
         kind = _unwrap(field.annotation)
         kwargs: dict[str, Any] = {"dest": name, "default": None}
         default = field.default
-        help_text = (field.description or "") + (f" (default: {default})" if default not in (None, "") else "")
+        help_text = (field.description or "") + (f" (default: {default})" if default not in (None, "", []) and
+                                                  not callable(field.default_factory) else "")
         if typing.get_origin(kind) is Literal:
             kwargs["choices"] = list(typing.get_args(kind))
+        elif typing.get_origin(kind) is list and typing.get_args(kind) == (str,):
+            kwargs["action"] = "append"  # repeatable: --lora a --lora b:0.5
+            kwargs["metavar"] = name.upper()
         elif typing.get_origin(kind) is list:
             kwargs["type"] = _float_list
             kwargs["metavar"] = "A,B,..."

@@ -58,25 +58,36 @@ def run(args: argparse.Namespace) -> int:
 
 
 def serve(config) -> int:
+    import asyncio
+
     import uvicorn
 
     from latentween.server import create_app
+    from latentween.server.connections import KEEP_ALIVE_S, connection_cap, protocol_class, quiet_accept_errors
+    from latentween.server.service import JobService
 
     _log_jobs()
     sock = _listen(config.host, config.port)
-    app = create_app(config)
+    service = JobService(config)
+    service.open()  # a locked or unwritable state directory: one line here, not a traceback from uvicorn
+    app = create_app(config, service)
     port = sock.getsockname()[1]
     host = f"[{config.host}]" if ":" in config.host else config.host
+    cap = connection_cap(config.max_connections)
 
     class Server(uvicorn.Server):
         async def startup(self, sockets=None) -> None:
+            quiet_accept_errors(asyncio.get_running_loop(), cap)
             await super().startup(sockets=sockets)
             if self.started:
                 print(f"latentween daemon listening on http://{host}:{port} (state: {config.state_dir}, "
                       f"model: {config.model})", file=sys.stderr, flush=True)
 
-    server = Server(uvicorn.Config(app, log_level="warning", access_log=config.access_log, lifespan="on",
-                                   timeout_graceful_shutdown=10, timeout_keep_alive=20))
+    # limit_concurrency only backs the cap up (the protocol closes connections past it, JSON first);
+    # the backlog bounds how many connections one wake-up of the loop accepts at once.
+    server = Server(uvicorn.Config(app, http=protocol_class(config, cap), log_level="warning",
+                                   access_log=config.access_log, lifespan="on", timeout_graceful_shutdown=10,
+                                   timeout_keep_alive=KEEP_ALIVE_S, limit_concurrency=cap + 1, backlog=min(cap, 128)))
     server.run(sockets=[sock])
     if not server.started:
         raise LatentweenError(app.state.startup_error or "the daemon could not start (see the messages above)")

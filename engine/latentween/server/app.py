@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -17,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from latentween import __version__
 from latentween.errors import LatentweenError
 from latentween.server.config import ServerConfig
-from latentween.server.errors import ServiceError
+from latentween.server.errors import ServiceError, one_line
 from latentween.server.routes import jobs, system
 from latentween.server.security import RequestGuard
 
@@ -26,14 +27,18 @@ DESCRIPTION = ("Keeps diffusion models loaded and makes in-between frames for th
                "the OFX plugin, `latentween submit`). Every request may be polled; SSE is optional.")
 
 
-def create_app(config: ServerConfig) -> FastAPI:
+def create_app(config: ServerConfig, service=None) -> FastAPI:
+    """`service`: a JobService already opened (`latentween serve` opens it first, so that a locked or
+    unwritable state directory is one line, not a traceback from inside the HTTP server's start-up)."""
+    prepared = service
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         from starlette.concurrency import run_in_threadpool
 
         from latentween.server.service import JobService
 
-        service = JobService(config)
+        service = prepared or JobService(config)
         try:
             await run_in_threadpool(service.start)
         except (LatentweenError, OSError, RuntimeError) as exc:
@@ -58,22 +63,53 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.add_exception_handler(LatentweenError, _input_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(sqlite3.Error, _database_error)
+    app.add_exception_handler(Exception, _internal_error)
     app.add_middleware(RequestGuard, config=config)
     if config.cors_origins:
-        from fastapi.middleware.cors import CORSMiddleware
-
         # added last, so it is outermost: preflights are answered before the token check
-        app.add_middleware(CORSMiddleware, allow_origins=config.cors_origins, allow_methods=["GET", "POST", "DELETE"],
-                           allow_headers=["Authorization", "Content-Type"])
+        app.add_middleware(_cors_middleware(), allow_origins=config.cors_origins,
+                           allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization", "Content-Type"])
     return app
 
 
+def _cors_middleware():
+    from fastapi.middleware.cors import CORSMiddleware
+
+    class JSONCORSMiddleware(CORSMiddleware):
+        """Starlette's, with its refused preflights answered like every other refusal: JSON, one line."""
+
+        def preflight_response(self, request_headers):
+            response = super().preflight_response(request_headers)
+            if response.status_code < 400:
+                return response
+            kept = {k: v for k, v in response.headers.items() if k.startswith("access-control-") or k == "vary"}
+            detail = f"preflight refused: {response.body.decode('utf-8', 'replace').lower()}"
+            return JSONResponse({"detail": one_line(detail)}, status_code=response.status_code, headers=kept)
+
+    return JSONCORSMiddleware
+
+
 async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
-    return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+    return JSONResponse({"detail": one_line(exc)}, status_code=exc.status)
 
 
 async def _input_error(request: Request, exc: LatentweenError) -> JSONResponse:
-    return JSONResponse({"detail": str(exc)}, status_code=422)
+    return JSONResponse({"detail": one_line(exc)}, status_code=422)
+
+
+async def _database_error(request: Request, exc: sqlite3.Error) -> JSONResponse:
+    """The job database failed under a request: a full disk is the likely cause, and says so."""
+    log.error("job database error in %s %s: %s", request.method, request.url.path, one_line(exc))
+    if "full" in str(exc).lower():
+        return JSONResponse({"detail": "the daemon's disk is full: the job database cannot be written; free space "
+                                       "(DELETE finished jobs) and try again"}, status_code=507)
+    return JSONResponse({"detail": one_line(f"the job database failed: {exc}")}, status_code=503)
+
+
+async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+    """A bug: the traceback goes to the log (uvicorn prints it), the client gets one line."""
+    return JSONResponse({"detail": one_line(f"internal error: {type(exc).__name__}: {exc}")}, status_code=500)
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -82,12 +118,12 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     for error in exc.errors():
         where = ".".join(str(p) for p in error.get("loc", ()))
         parts.append(f"{where}: {error.get('msg', 'invalid')}")
-    return JSONResponse({"detail": "; ".join(parts) or "invalid request"}, status_code=422)
+    return JSONResponse({"detail": one_line("; ".join(parts[:5])) or "invalid request"}, status_code=422)
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
-    return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+    return JSONResponse({"detail": one_line(detail)}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
 
 def _openapi(app: FastAPI) -> dict:

@@ -16,6 +16,7 @@ from latentween.settings import DEFAULT_MODEL, MAX_FRAMES, RuntimeSettings
 DEFAULT_PORT = 8642
 MIN_TOKEN_LENGTH = 16
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+MAX_PIXELS = 64_000_000  # latentween.images.MAX_PIXELS: decoding refuses more whatever the daemon allows
 
 
 def default_state_dir() -> Path:
@@ -54,7 +55,15 @@ class ServerConfig(BaseModel):
     max_frames: int = Field(1025, ge=2, le=MAX_FRAMES, description="most frames one job may make")
     max_upload_bytes: int = Field(256 * 2**20, ge=1024, description="largest keyframe file accepted, in bytes")
     max_json_bytes: int = Field(2**20, ge=1024, description="largest request body other than uploads, in bytes")
-    max_pixels: int = Field(64_000_000, ge=64, description="largest keyframe in pixels (width x height)")
+    max_pixels: int = Field(64_000_000, ge=64, le=MAX_PIXELS,
+                            description="largest keyframe, and largest output (--size), in pixels (width x height)")
+    max_connections: int = Field(256, ge=4, le=65_536, description="open connections at most (fewer if the file "
+                                 "limit, ulimit -n, is low); past it, the oldest connection still sending its request "
+                                 "head is closed")
+    header_timeout: float = Field(10.0, gt=0, le=3600, description="seconds a client has to send a request's line "
+                                  "and headers; slower connections are answered 408 and closed")
+    body_timeout: float = Field(30.0, gt=0, le=3600, description="seconds a request body may stall before the "
+                                "request is answered 408")
     preload: bool = Field(True, description="load the model at start rather than with the first job")
     isolate: bool = Field(True, description="generate in a worker process, so serving requests never slows it "
                           "(off: in a thread of the daemon)")
@@ -82,6 +91,10 @@ class ServerConfig(BaseModel):
     def _token_strength(cls, token: Optional[SecretStr]) -> Optional[SecretStr]:
         if token is not None and len(token.get_secret_value()) < MIN_TOKEN_LENGTH:
             raise ValueError(f"the token must be at least {MIN_TOKEN_LENGTH} characters long")
+        # HTTP headers are bytes that clients encode differently (UTF-8, Latin-1, not at all): a token
+        # outside printable ASCII would be accepted here and match no client's header
+        if token is not None and not all(" " < c < "\x7f" for c in token.get_secret_value()):
+            raise ValueError("the token must be printable ASCII without spaces (letters, digits, punctuation)")
         return token
 
     @model_validator(mode="after")

@@ -18,6 +18,7 @@ class JobControl:
         self.stop = threading.Event()
         self.shutdown = False  # stopped because the daemon stops: the job goes back to the queue
         self.deleted = False
+        self.failure: Optional[str] = None  # why the job fails whatever the runner reports (a database error)
         self._choice: Optional[int] = None
         self._chosen = threading.Condition()
 
@@ -27,6 +28,11 @@ class JobControl:
         self.stop.set()
         with self._chosen:
             self._chosen.notify_all()
+
+    def fail(self, reason: str) -> None:
+        if self.failure is None:
+            self.failure = reason
+        self.cancel()
 
     def should_stop(self) -> bool:
         return self.stop.is_set()

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 _READY = re.compile(r"latentween daemon listening on (http://\S+)")
 
@@ -16,10 +16,11 @@ _READY = re.compile(r"latentween daemon listening on (http://\S+)")
 class DaemonProcess:
     """`latentween serve --port 0 ARGS...`; `url` once it listens. Its stderr is kept in `log`."""
 
-    def __init__(self, args: Sequence[str], env: Optional[dict] = None, timeout: float = 120.0):
+    def __init__(self, args: Sequence[str], env: Optional[dict] = None, timeout: float = 120.0,
+                 preexec_fn: Optional[Callable[[], None]] = None):
         command = [sys.executable, "-m", "latentween", "serve", "--port", "0", *map(str, args)]
         self.proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True, env=env)
+                                     stderr=subprocess.PIPE, text=True, env=env, preexec_fn=preexec_fn)
         self.log: list[str] = []
         self._lines: "queue.Queue[Optional[str]]" = queue.Queue()
         threading.Thread(target=self._drain, daemon=True).start()

@@ -88,14 +88,19 @@ class Choice(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok"] = "ok"
+    status: Literal["ok", "degraded", "down"] = Field(
+        "ok", description="down (answered with HTTP 503): no job will run; degraded: jobs may fail, see problem")
+    worker: Literal["ok", "retrying", "stuck", "stopped"] = Field(
+        "ok", description="retrying: the job database cannot be written (a full disk?); stuck: the worker has not "
+                          "checked in for a minute; stopped: the worker is gone")
+    problem: Optional[str] = Field(None, description="what is wrong, in one line, when status is not ok")
     version: str
     device: str
     dtype: str
     loaded: list[str] = Field(description="models in memory, most recently used last")
     loading: Optional[str] = Field(None, description="model being loaded now")
     model_error: Optional[str] = Field(None, description="why the start-up model could not be loaded")
-    queue: int = Field(description="jobs waiting")
+    queue: Optional[int] = Field(description="jobs waiting (null when the job database cannot be read)")
     running: Optional[str] = Field(None, description="id of the job being worked on")
     default_model: str = Field(description="the model a job gets when it names none")
     accepts_paths: bool = Field(description="whether keyframes may be named by server paths (--allow-root given)")

@@ -5,15 +5,20 @@
 - Origin: browsers send it with cross-site requests; the daemon serves no web pages, so any origin
   not given with --cors-origin is refused (a form POST from a web page included).
 - Token: when set, every request needs `Authorization: Bearer <token>` (compared in constant time).
-- Size: request bodies are counted as they arrive and cut off at the limit with 413.
+- Size: request bodies are counted as they arrive and cut off at the limit with 413 (JSON bodies,
+  POST /v1/jobs included, get the JSON limit; only multipart uploads get the upload limit), and a
+  body that stalls longer than --body-timeout is cut off with 408.
 - Paths: jobs name server files only under --allow-root, checked on the real path (symlinks and
-  `..` resolved), so no name escapes the allowed folders.
+  `..` resolved), so no name escapes the allowed folders. Lengths are bounded before anything
+  resolves a path: realpath's cost grows with the square of the length.
 """
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import os
+import re
 from pathlib import Path
 from typing import Iterable, Optional
 
@@ -21,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from latentween.models import SINGLE_FILE_SUFFIXES
 from latentween.server.config import LOOPBACK_NAMES, ServerConfig, is_loopback
-from latentween.server.errors import Forbidden, TooLarge, Unprocessable
+from latentween.server.errors import Forbidden, TimedOut, TooLarge, Unprocessable, one_line, quoted
 
 UPLOAD_PATHS = {("POST", "/v1/jobs")}
 
@@ -47,7 +52,9 @@ class RequestGuard:
             status, detail, extra = refusal
             await send_problem(send, status, detail, extra)
             return
-        limit = self.upload_limit if (scope["method"], scope["path"]) in UPLOAD_PATHS else self.config.max_json_bytes
+        kind = headers.get("content-type", "").split(";")[0].strip().lower()
+        upload = (scope["method"], scope["path"]) in UPLOAD_PATHS and kind == "multipart/form-data"
+        limit = self.upload_limit if upload else self.config.max_json_bytes
         length = headers.get("content-length", "")
         if length.isdigit() and int(length) > limit:
             await send_problem(send, 413, _too_large(limit))
@@ -58,11 +65,11 @@ class RequestGuard:
         if self.hosts is not None:
             host = host_name(headers.get("host", ""))
             if host not in self.hosts:
-                return 403, (f"Host {headers.get('host', '')!r} is not this daemon's name; requests must use "
+                return 403, (f"Host {quoted(headers.get('host', ''))} is not this daemon's name; requests must use "
                              f"{sorted(self.hosts)[0]} (or add the name with --allow-host)"), None
         origin = headers.get("origin")
         if origin is not None and origin.rstrip("/") not in self.origins:
-            return 403, (f"cross-origin request from {origin!r} refused: web pages may not drive the daemon "
+            return 403, (f"cross-origin request from {quoted(origin)} refused: web pages may not drive the daemon "
                          f"(allow an origin with --cors-origin)"), None
         if origin is None and headers.get("sec-fetch-site") in ("cross-site", "same-site"):
             return 403, "cross-site request refused: web pages may not drive the daemon", None
@@ -74,15 +81,22 @@ class RequestGuard:
 
     async def _limited(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         received = 0
-        started = False
+        complete = started = False
+        stall = self.config.body_timeout
 
         async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, complete
+            if complete:  # the body is in: what follows is a wait for the client to go (SSE), not a stall
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), stall)
+            except asyncio.TimeoutError:
+                raise TimedOut(f"the request body stalled for more than {stall:g} s (--body-timeout)") from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
                     raise TooLarge(_too_large(limit))
+            complete = message["type"] != "http.request" or not message.get("more_body", False)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -93,10 +107,10 @@ class RequestGuard:
 
         try:
             await self.app(scope, counting_receive, tracking_send)
-        except TooLarge as exc:
+        except (TooLarge, TimedOut) as exc:
             if started:
                 raise
-            await send_problem(send, 413, str(exc))
+            await send_problem(send, exc.status, str(exc))
 
 
 def _too_large(limit: int) -> str:
@@ -104,10 +118,14 @@ def _too_large(limit: int) -> str:
 
 
 async def send_problem(send: Send, status: int, detail: str, extra_headers: Optional[list] = None) -> None:
-    body = json.dumps({"detail": detail}).encode()
+    body = problem_body(detail)
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers + (extra_headers or [])})
     await send({"type": "http.response.body", "body": body})
+
+
+def problem_body(detail: str) -> bytes:
+    return json.dumps({"detail": one_line(detail)}).encode()
 
 
 def host_name(header: str) -> str:
@@ -130,22 +148,35 @@ def allowed_hosts(config: ServerConfig) -> Optional[set[str]]:
 
 # -- server-side paths ------------------------------------------------------------------------
 
-def contained_path(spec: str, roots: Iterable[Path]) -> Path:
-    """The real path of `spec` if it lies inside one of `roots`; Forbidden otherwise."""
+PATH_MAX, NAME_MAX = 4096, 255  # Linux's, in bytes; longer can name no file, and costs time to resolve
+
+
+def contained_path(spec: str, roots: Iterable[Path], shown: Optional[str] = None) -> Path:
+    """The real path of `spec` if it lies inside one of `roots`; Forbidden otherwise. `shown` is what
+    the client sent, named in refusals (never the resolved path: it would tell the daemon's folders)."""
+    shown = quoted(spec if shown is None else shown)
     roots = list(roots)
     if not roots:
         raise Forbidden("server-side paths are turned off on this daemon: upload the files instead, "
                         "or start it with --allow-root DIR")
     if "\x00" in spec:
         raise Unprocessable("path contains a NUL byte")
+    try:
+        encoded = os.fsencode(spec)
+    except UnicodeEncodeError:
+        raise Unprocessable(f"path {shown} is not valid text") from None
+    if len(encoded) > PATH_MAX:
+        raise Unprocessable(f"path {shown} is longer than {PATH_MAX} bytes")
+    if any(len(part) > NAME_MAX for part in encoded.split(b"/")):
+        raise Unprocessable(f"path {shown} has a name longer than {NAME_MAX} bytes")
     path = Path(spec).expanduser()
     if not path.is_absolute():
-        raise Unprocessable(f"server path {spec!r} must be absolute")
+        raise Unprocessable(f"server path {shown} must be absolute")
     real = Path(os.path.realpath(path))
     for root in roots:
         if real == root or root in real.parents:
             return real
-    raise Forbidden(f"path {spec!r} is outside the folders this daemon may read (--allow-root)")
+    raise Forbidden(f"path {shown} is outside the folders this daemon may read (--allow-root)")
 
 
 def _looks_local(value: str) -> bool:
@@ -159,17 +190,40 @@ def _looks_local(value: str) -> bool:
 
 # Settings that hold free text; every other text setting may name files (models, pose or point JSON)
 FREE_TEXT = {"prompt", "negative", "rank_positive", "rank_negative", "ease", "size"}
+# What a setting may name besides a file under the roots: a hub id (owner/name), an open_clip tag
+# (ViT-L-14:openai) or a word (auto, none). No URL: the daemon fetches nothing a client points it at.
+_NAME = re.compile(r"[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?(:[\w.-]{1,96})?", re.ASCII)
+
+
+def _text_settings(settings):
+    """(name, text) of every text setting, list items included; a LoRA's ':scale' is not part of its path."""
+    from latentween.lora import parse
+
+    for name, value in settings:
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str):
+                yield name, parse(item)[0] if name == "lora" else item
 
 
 def check_settings_paths(settings, config: ServerConfig) -> None:
     """Settings that name files follow the same rule as keyframe paths: inside --allow-root. A model
     file can hold pickled code, so this is not only about reading. Fails closed: a text setting added
-    later is checked unless it is listed as free text."""
+    later is checked unless it is listed as free text, and what is neither a name nor a path is refused."""
     trusted = {config.model, "toy"}
-    for name, value in settings:
-        if not isinstance(value, str) or name in FREE_TEXT or value in trusted:
+    for name, value in _text_settings(settings):
+        if name in FREE_TEXT or value in trusted:
             continue
+        if len(value) > PATH_MAX:
+            raise Unprocessable(f"{name} {quoted(value)} is longer than {PATH_MAX} characters")
         for part in [value] if _looks_local(value) else value.split(","):
             part = part.strip()
-            if part and part not in trusted and _looks_local(part):
-                contained_path(str(Path(part).expanduser().absolute()), config.allow_roots)
+            if not part or part in trusted:
+                continue
+            if "://" in part:
+                raise Unprocessable(f"{name} {quoted(part)} is a URL: name a hub id like owner/name, or a file "
+                                    f"under the folders this daemon may read (--allow-root)")
+            if _looks_local(part):
+                contained_path(str(Path(part).expanduser().absolute()), config.allow_roots, shown=part)
+            elif not _NAME.fullmatch(part):
+                raise Unprocessable(f"{name} {quoted(part)} is neither a hub id like owner/name nor a path "
+                                    f"under the folders this daemon may read (--allow-root)")

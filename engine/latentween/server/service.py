@@ -9,27 +9,26 @@ from __future__ import annotations
 import logging
 import secrets
 import shutil
+import sqlite3
 import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Optional
 
-from latentween import __version__
-from latentween.errors import LatentweenError
 from latentween.images import write_atomic
 from latentween.morph import FRAME_PATTERN
 from latentween.server import schemas
 from latentween.server.config import ServerConfig
-from latentween.server.errors import (Conflict, InsufficientStorage, NotFound, NotImplementedHere, QueueFull,
-                                      Unprocessable)
-from latentween.server.inputs import KeyframeInput
+from latentween.server.errors import (Conflict, InsufficientStorage, NotFound, QueueFull, Unavailable,
+                                      Unprocessable, one_line, quoted)
+from latentween.server.inputs import KeyframeInput, check_output_size
 from latentween.server.live import JobControl, Live, Subscriber
 from latentween.server.runner import candidate_path, input_path, storage_error
 from latentween.server.schemas import ACTIVE_STATES
 from latentween.server.security import check_settings_paths
-from latentween.server.store import JobRow, JobStore
-from latentween.settings import MorphSettings
+from latentween.server.store import JobRow, JobStore, open_state_dir
+from latentween.settings import MorphSettings, parse_size
 
 log = logging.getLogger("latentween.server")
 PERSIST_EVERY_S = 1.0
@@ -68,33 +67,23 @@ class JobService:
         self._polled: dict[str, tuple[float, int, bytes]] = {}  # job id -> (when, version, JSON)
         self._versions: dict[str, int] = {}
         self._lock_file = None
-        self._video_lock = threading.Lock()
+        self.video_lock = threading.Lock()
+        self.worker_error: Optional[str] = None  # why the worker is retrying (a database it cannot write)
 
     # -- life -----------------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """The state directory, locked, and the job database (`latentween serve` opens them before the
+        HTTP server starts, so a failure is one line)."""
+        if self.store is None:
+            self.store, self._lock_file = open_state_dir(self.config.state_dir, self.config.database)
 
     def start(self) -> None:
         from latentween.server.worker import ProcessWorker, ThreadWorker
 
-        self.config.jobs_dir.mkdir(parents=True, exist_ok=True)
-        self._lock_state_dir()
-        self.store = JobStore(self.config.database)
-        resumed = self.store.requeue_interrupted()
-        if resumed:
-            log.info("resuming %d interrupted job(s): %s", len(resumed), ", ".join(resumed))
+        self.open()
         self.worker = ProcessWorker(self) if self.config.isolate else ThreadWorker(self)
         self.worker.start()
-
-    def _lock_state_dir(self) -> None:
-        """Two daemons on one state directory would run the same jobs twice."""
-        try:
-            import fcntl
-        except ImportError:  # Windows: no advisory locks; one daemon per state dir is then on the user
-            return
-        self._lock_file = open(self.config.state_dir / "daemon.lock", "w")
-        try:
-            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise LatentweenError(f"another latentween daemon uses the state directory {self.config.state_dir}")
 
     def stop(self, timeout: float = 30.0) -> None:
         with self._lock:
@@ -136,8 +125,14 @@ class JobService:
             raise Unprocessable(f"the job asks for {settings.output_count()} frames; this daemon makes at most "
                                 f"{self.config.max_frames} per job (--max-frames)")
         check_settings_paths(settings, self.config)
+        if settings.size:
+            check_output_size(parse_size(settings.size), settings, self.config)
+        if self.worker is not None and not self.worker.is_alive():
+            raise Unavailable("the daemon's worker has stopped, so no job would run; restart the daemon")
         self._check_queue()
         keyframes = load_inputs()
+        if not settings.size:
+            check_output_size((keyframes[0].width, keyframes[0].height), settings, self.config)
         job = JobRow(id=secrets.token_hex(6), state="queued", settings=settings.model_dump(mode="json"),
                      inputs=[k.info() for k in keyframes], frame_count=settings.output_count(), created=time.time(),
                      progress={"done": 0, "total": 0, "stage": "queued"})
@@ -163,7 +158,7 @@ class JobService:
                             f"try again when some are done")
 
     def get(self, job_id: str) -> schemas.Job:
-        return self.view(self._row(job_id))
+        return self.view(self.row(job_id))
 
     def list(self, state: Optional[str] = None, limit: int = 100) -> list[schemas.Job]:
         return [self.view(row) for row in self.store.list(state, limit)]
@@ -183,10 +178,10 @@ class JobService:
         self._polled[job_id] = (time.monotonic(), version, data)
         return data
 
-    def _row(self, job_id: str) -> JobRow:
+    def row(self, job_id: str) -> JobRow:
         row = self.store.get(job_id)
         if row is None:
-            raise NotFound(f"no job {job_id!r} on this daemon")
+            raise NotFound(f"no job {quoted(job_id)} on this daemon")
         return row
 
     def view(self, row: JobRow) -> schemas.Job:
@@ -202,7 +197,7 @@ class JobService:
 
     def cancel(self, job_id: str) -> schemas.Job:
         with self._lock:
-            row = self._row(job_id)
+            row = self.row(job_id)
             if row.state == "queued":
                 self._finish(row.id, "cancelled")
             elif row.state in ACTIVE_STATES:
@@ -216,17 +211,20 @@ class JobService:
 
     def delete(self, job_id: str) -> None:
         with self._lock:
-            self._row(job_id)
-            self.store.delete(job_id)
+            self.row(job_id)
             control = self._controls.get(job_id)
+            if control is None:  # files first: on a full disk, the database needs the space they free
+                shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+            try:
+                self.store.delete(job_id)
+            except sqlite3.OperationalError:
+                self.store.delete(job_id)  # once more, now that the files are gone
             if control is not None:
                 control.cancel(delete=True)  # the worker removes the files once it has let go of them
-            else:
-                shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
         self._publish(job_id, "end", {"reason": "deleted"})
 
     def candidates(self, job_id: str) -> schemas.Candidates:
-        row = self._row(job_id)
+        row = self.row(job_id)
         if row.state != "awaiting-choice" or not row.awaiting:
             raise Conflict(f"job {job_id} is not waiting for a choice (it is {row.state})")
         frame = row.awaiting["frame"]
@@ -241,7 +239,7 @@ class JobService:
 
     def choose(self, job_id: str, frame: int, candidate: int) -> schemas.Job:
         with self._lock:
-            row = self._row(job_id)
+            row = self.row(job_id)
             if row.state != "awaiting-choice" or not row.awaiting:
                 raise Conflict(f"job {job_id} is not waiting for a choice (it is {row.state})")
             if frame != row.awaiting["frame"]:
@@ -256,7 +254,7 @@ class JobService:
         return job
 
     def frame_file(self, job_id: str, index: int) -> Path:
-        row = self._row(job_id)
+        row = self.row(job_id)
         if not 0 <= index < row.frame_count:
             raise NotFound(f"job {job_id} has frames 0..{row.frame_count - 1}, not {index}")
         if not self.store.has_frame(job_id, index):
@@ -264,45 +262,19 @@ class JobService:
         return self.output_dir(job_id) / FRAME_PATTERN.format(index)
 
     def manifest_file(self, job_id: str) -> Path:
-        self._row(job_id)
+        self.row(job_id)
         path = self.output_dir(job_id) / "manifest.json"
         if not path.is_file():
             raise NotFound(f"job {job_id} has no manifest yet (it starts when the job runs)")
         return path
 
-    def video_file(self, job_id: str, fmt: str, fps: str) -> Path:
-        """The finished frames encoded once per (format, fps) and kept beside them."""
-        row = self._row(job_id)
-        if row.state != "done":
-            raise Conflict(f"job {job_id} is {row.state}; its video can be made once it is done")
-        try:
-            from latentween.media.video import encode_video
-            from latentween.settings import OutputSettings
-        except ImportError as exc:
-            raise NotImplementedHere("video output needs latentween.media, which this installation lacks; "
-                                     "download the frames instead") from exc
-        try:
-            fps = OutputSettings(fps=fps).fps
-        except ValueError as exc:
-            raise Unprocessable(f"fps: {exc.errors()[0]['msg'] if hasattr(exc, 'errors') else exc}") from exc
-        path = self.job_dir(job_id) / "video" / f"fps{fps.replace('/', '_')}.{fmt}"
-        with self._video_lock:
-            if not path.is_file():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                frames = [self.output_dir(job_id) / FRAME_PATTERN.format(i) for i in range(row.frame_count)]
-                try:
-                    encode_video(frames, path, fps=fps)
-                except LatentweenError as exc:
-                    raise Unprocessable(str(exc)) from exc
-                except OSError as exc:
-                    raise InsufficientStorage(storage_error(exc, "encoding the video")) from exc
-        return path
-
     def health(self) -> schemas.Health:
-        return schemas.Health(version=__version__, device=self.device, dtype=self.dtype, loaded=list(self.loaded),
-                              loading=self.loading, model_error=self.model_error, queue=self.store.count("queued"),
-                              running=next(iter(self._controls), None), default_model=self.config.model,
-                              accepts_paths=bool(self.config.allow_roots))
+        from latentween.server.status import health
+
+        return health(self)
+
+    def running(self) -> Optional[str]:
+        return next(iter(self._controls), None)
 
     def models(self) -> schemas.Models:
         specs = [self.config.model] + [m for m in self.loaded if m != self.config.model]
@@ -335,6 +307,8 @@ class JobService:
                 self.unsubscribe(subscriber)
 
     # -- the worker's side ----------------------------------------------------------------------
+    # A database error here (a full disk) must not end the worker: the calls that change a job either
+    # raise before anything changed, so the worker retries them, or fail that one job.
 
     def take_next(self, timeout: float = 1.0) -> Optional[tuple[JobRow, JobControl]]:
         with self._wakeup:
@@ -350,7 +324,7 @@ class JobService:
             control = self._controls[row.id] = JobControl(row.id)
             self._live[row.id] = Live()
             row.state = "running"
-        self._publish(row.id, "state", self.get(row.id).model_dump(mode="json"))
+        self._publish_state(row.id)
         return row, control
 
     def set_models(self, loading: Optional[str], loaded: list[str]) -> None:
@@ -363,6 +337,12 @@ class JobService:
         self.model_error = error
         log.error("cannot load %s: %s", self.config.model, error)
 
+    def set_worker_error(self, error: Optional[str]) -> None:
+        """Why the worker is retrying, for /v1/health; None once it works again."""
+        if error is None and self.worker_error is not None:
+            log.info("the worker works again")
+        self.worker_error = error
+
     def record_progress(self, job_id: str, event: dict) -> None:
         live = self._live.get(job_id)
         if live is None:
@@ -371,7 +351,10 @@ class JobService:
         now = time.monotonic()
         if now - live.persisted >= PERSIST_EVERY_S:
             live.persisted = now
-            self.store.update(job_id, progress=live.progress)
+            try:
+                self.store.update(job_id, progress=live.progress)
+            except sqlite3.Error as exc:
+                self._store_failed(job_id, "saving progress", exc)
         if job_id in self._subscribers:
             self._publish(job_id, "progress", {"id": job_id, "state": "running", "progress": live.progress,
                                                "eta_s": live.eta()})
@@ -380,10 +363,14 @@ class JobService:
         control = self._controls.get(job_id)
         if control is None or control.deleted:
             return
-        added = self.store.add_frames(job_id, indices)
-        live = self._live.get(job_id)
-        if live is not None:
-            self.store.update(job_id, progress=live.progress)
+        try:
+            added = self.store.add_frames(job_id, indices)
+            live = self._live.get(job_id)
+            if live is not None:
+                self.store.update(job_id, progress=live.progress)
+        except sqlite3.Error as exc:
+            self._store_failed(job_id, "recording finished frames", exc)
+            return
         for index in added:
             self._publish(job_id, "frame", {"id": job_id, "index": index, "url": f"/v1/jobs/{job_id}/frames/{index}"})
 
@@ -391,36 +378,57 @@ class JobService:
         with self._lock:
             if self._controls[job_id].deleted:
                 return
-            self.store.update(job_id, state="awaiting-choice", awaiting={"frame": frame, "candidates": count})
+            try:
+                self.store.update(job_id, state="awaiting-choice", awaiting={"frame": frame, "candidates": count})
+            except sqlite3.Error as exc:
+                self._store_failed(job_id, "pausing for a choice", exc)
+                return
             self._live[job_id].update({**self._live[job_id].progress, "stage": "awaiting choice"})
-            job = self.get(job_id)
-        self._publish(job_id, "state", job.model_dump(mode="json"))
+        self._publish_state(job_id)
+
+    def _store_failed(self, job_id: str, what: str, exc: sqlite3.Error) -> None:
+        """The job cannot be recorded: it stops and fails with this reason; the worker goes on."""
+        control = self._controls.get(job_id)
+        if control is not None and control.failure is None:
+            control.fail(f"the job database failed while {what}: {one_line(exc)}")
+            log.error("job %s: %s", job_id, control.failure)
 
     def finish(self, job_id: str, state: str, error: Optional[str] = None) -> None:
+        """Record how the job ended. On a database error it raises with nothing changed, to be retried."""
         with self._lock:
             control = self._controls.get(job_id)
             if control is not None and control.deleted:
-                self._controls.pop(job_id, None)
-                self._live.pop(job_id, None)
+                self._forget(job_id)
                 shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
                 return
+            if control is not None and control.failure is not None:
+                state, error = "failed", control.failure
             if state == "queued":  # stopped by a shutdown: back to the queue, resumed at the next start
+                live = self._live.get(job_id)
                 self.store.update(job_id, state="queued", awaiting=None,
-                                  progress={**self._live[job_id].progress, "stage": "queued"})
-                self._controls.pop(job_id, None)
-                self._live.pop(job_id, None)
+                                  progress={**(live.progress if live is not None else {}), "stage": "queued"})
+                self._forget(job_id)
                 return
             self._finish(job_id, state, error)
-            job = self.get(job_id)
-        self._publish(job_id, "state", job.model_dump(mode="json"))
+        self._publish_state(job_id)
 
     def _finish(self, job_id: str, state: str, error: Optional[str] = None) -> None:
-        live = self._live.pop(job_id, None)
-        self._controls.pop(job_id, None)
+        live = self._live.get(job_id)
         progress = dict(live.progress if live is not None else {"done": 0, "total": 0})
         if state == "done":
             progress["done"] = progress.get("total", 0)
         progress["stage"] = "finished" if state == "done" else state
         self.store.update(job_id, state=state, error=error, finished=time.time(), awaiting=None, progress=progress)
+        self._forget(job_id)
         log.info("job %s %s%s", job_id, state, f": {error}" if error else "")
 
+    def _forget(self, job_id: str) -> None:
+        self._live.pop(job_id, None)
+        self._controls.pop(job_id, None)
+
+    def _publish_state(self, job_id: str) -> None:
+        try:
+            job = self.get(job_id)
+        except (sqlite3.Error, NotFound):  # pollers read it at their next poll
+            return
+        self._publish(job_id, "state", job.model_dump(mode="json"))

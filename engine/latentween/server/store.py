@@ -7,13 +7,17 @@ gets it at frame boundaries and state changes, which is all a restart needs.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import IO, Optional
 
+from latentween.errors import LatentweenError
+
+log = logging.getLogger("latentween.server")
 SCHEMA_VERSION = 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -176,3 +180,37 @@ def _to_job(row: sqlite3.Row) -> JobRow:
             values[name] = json.loads(values[name])
     values["cancel_requested"] = bool(values["cancel_requested"])
     return JobRow(**values)
+
+
+def open_state_dir(state_dir: Path, database: Path) -> tuple[JobStore, Optional[IO]]:
+    """The state directory, locked for this daemon, and its job database, with the jobs a killed daemon
+    left running back in the queue. Whatever fails here is one line (a LatentweenError)."""
+    lock = None
+    try:
+        (state_dir / "jobs").mkdir(parents=True, exist_ok=True)
+        lock = _lock(state_dir)
+        store = JobStore(database)
+        resumed = store.requeue_interrupted()
+    except (OSError, sqlite3.Error) as exc:
+        if lock is not None:
+            lock.close()
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise LatentweenError(f"cannot use the state directory {state_dir}: {reason}") from None
+    if resumed:
+        log.info("resuming %d interrupted job(s): %s", len(resumed), ", ".join(resumed))
+    return store, lock
+
+
+def _lock(state_dir: Path) -> Optional[IO]:
+    """Two daemons on one state directory would run the same jobs twice."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; one daemon per state dir is then on the user
+        return None
+    lock = open(state_dir / "daemon.lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.close()
+        raise LatentweenError(f"another latentween daemon uses the state directory {state_dir}") from None
+    return lock

@@ -6,7 +6,8 @@ users take with `--model DIR`. DIR/single_file.safetensors holds the same weight
 LDM layout A1111 and ComfyUI users have, for the single-file loader. A 64x64 image makes an 8x8x4
 latent, as SD's 8x VAE does; a 17-frame morph takes seconds on a CPU. Beside the model: a tiny
 OpenPose ControlNet (controlnet/), a tiny open_clip model (clip/) and a randomly initialised
-OpenPose body network (openpose/body_pose_model.pth), each in its real on-disk format.
+OpenPose body network (openpose/body_pose_model.pth), a LoRA (lora/) and a tiny AutoencoderTiny
+(preview_vae/), each in its real on-disk format.
 """
 from __future__ import annotations
 
@@ -127,6 +128,41 @@ def write_openpose(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
+def write_lora(folder: Path, unet, seed: int = 0) -> Path:
+    """A LoRA on the tiny UNet's attention, saved the way diffusers' training scripts save one
+    (pytorch_lora_weights.safetensors). Both LoRA matrices are random: peft starts B at zero, which
+    would make a LoRA that changes nothing."""
+    import copy
+
+    import torch
+    from diffusers import StableDiffusionPipeline
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    unet = copy.deepcopy(unet)
+    unet.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in unet.named_parameters():
+            if "lora_" in name:
+                param.copy_(torch.randn(param.shape, generator=generator) * 0.3)
+    StableDiffusionPipeline.save_lora_weights(folder, unet_lora_layers=get_peft_model_state_dict(unet),
+                                              safe_serialization=True)
+    return folder
+
+
+def write_preview_vae(folder: Path, seed: int = 0) -> Path:
+    """A tiny diffusers AutoencoderTiny (the TAESD layout) with the model's 8x scale, for --preview-vae."""
+    import torch
+    from diffusers import AutoencoderTiny
+
+    torch.manual_seed(seed)
+    AutoencoderTiny(encoder_block_out_channels=(8, 8, 8, 8), decoder_block_out_channels=(8, 8, 8, 8),
+                    num_encoder_blocks=(1, 1, 1, 1), num_decoder_blocks=(1, 1, 1, 1),
+                    latent_channels=4).save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
 def write_tiny_checkpoint(folder: str | Path, seed: int = 0) -> Path:
     """Write the tiny model to `folder` (diffusers layout plus single_file.safetensors), and beside it
     controlnet/, clip/ and openpose/ for --controlnet, --clip-model and --pose-model."""
@@ -143,6 +179,8 @@ def write_tiny_checkpoint(folder: str | Path, seed: int = 0) -> Path:
     build_controlnet(parts["unet"], seed).save_pretrained(folder / "controlnet", safe_serialization=True)
     write_clip(folder / "clip", seed)
     write_openpose(folder / "openpose", seed)
+    write_lora(folder / "lora", parts["unet"], seed)
+    write_preview_vae(folder / "preview_vae", seed)
     return folder
 
 

@@ -39,6 +39,10 @@ class EvalConfig:
     min_noise: float = 0.30
     max_noise: float = 0.55
     noise_sweep: Sequence[tuple[float, float]] = ()
+    # (scheduler, steps) pairs to run ours-aligned at: the quality-vs-cost curve (samplers.png)
+    samplers: Sequence[tuple[str, int]] = ()
+    scheduler: str = "ddim"
+    dtype: str = "auto"
     distance: tuple[float, float] = (16.0, 24.0)
     grid_pairs: int = 4
 
@@ -104,7 +108,8 @@ def _mean_std(values: Sequence[float]) -> Optional[list[float]]:
 
 
 def run_scheme(name: str, pairs, files, config: EvalConfig, manager, out: Path,
-               noise: Optional[tuple[float, float]] = None, progress=None) -> SchemeResult:
+               noise: Optional[tuple[float, float]] = None, progress=None,
+               sampler: Optional[tuple[str, int]] = None) -> SchemeResult:
     """Every pair through run_morph with one scheme; frames kept under out/runs/<name>/<pair>/."""
     import torch
 
@@ -114,16 +119,17 @@ def run_scheme(name: str, pairs, files, config: EvalConfig, manager, out: Path,
 
     lo, hi = noise or (config.min_noise, config.max_noise)
     scheme = "ours" if name == "ours-aligned" else name
-    settings = MorphSettings(model=config.model, frames=config.frames, seed=config.seed, steps=config.steps,
-                             guidance=config.guidance, min_noise=lo, max_noise=hi, scheme=scheme, candidates=1,
-                             align="features" if name == "ours-aligned" else "none")
+    scheduler, steps = sampler or (config.scheduler, config.steps)
+    settings = MorphSettings(model=config.model, frames=config.frames, seed=config.seed, steps=steps,
+                             scheduler=scheduler, guidance=config.guidance, min_noise=lo, max_noise=hi, scheme=scheme,
+                             candidates=1, align="features" if name == "ours-aligned" else "none")
     fractions = settings.frame_fractions()
     result = SchemeResult(name, fractions)
     pipe_vae = manager.get(config.model).vae
     for k, ((a, b), (fa, fb)) in enumerate(zip(pairs, files)):
         folder = out / "runs" / name / f"{k:03d}"
         started = time.perf_counter()
-        manifest = run_morph([read_image(fa), read_image(fb)], folder, settings, RuntimeSettings(max_batch=16), manager)
+        manifest = run_morph([read_image(fa), read_image(fb)], folder, settings, RuntimeSettings(max_batch=16, dtype=config.dtype), manager)
         result.seconds += time.perf_counter() - started
         result.frames_made += len(fractions) - 2
         result.unet_evaluations += manifest["unet"]["evaluations"]
@@ -180,7 +186,9 @@ def evaluate(config: EvalConfig, out: str | Path, manager=None, progress=None) -
 
     out = Path(out)
     (out / "keyframes").mkdir(parents=True, exist_ok=True)
-    manager = manager or ModelManager()
+    from latentween.settings import RuntimeSettings
+
+    manager = manager or ModelManager(RuntimeSettings(dtype=config.dtype))
     pairs = make_pairs(config.pairs, config.seed, config.distance)
     files = []
     for k, (a, b) in enumerate(pairs):
@@ -196,11 +204,18 @@ def evaluate(config: EvalConfig, out: str | Path, manager=None, progress=None) -
             key = f"{name}@{lo:.2f}-{hi:.2f}"
             sweep[key] = run_scheme(name, pairs, files, config, manager, out / "sweep" / f"{lo:.2f}-{hi:.2f}",
                                     noise=(lo, hi), progress=progress).summary()
+    samplers = {}
+    for scheduler, steps in config.samplers:
+        samplers[f"{scheduler}:{steps}"] = run_scheme(
+            "ours-aligned", pairs, files, config, manager, out / "samplers" / f"{scheduler}-{steps}",
+            progress=progress, sampler=(scheduler, steps)).summary()
     report = {"config": {**asdict(config), "schemes": list(config.schemes)},
               "schemes": {name: r.summary() for name, r in results.items()}, "noise_sweep": sweep,
-              "seconds_total": time.perf_counter() - started}
+              "samplers": samplers, "seconds_total": time.perf_counter() - started}
     (out / "report.json").write_text(json.dumps(report, indent=2))
     (out / "report.md").write_text(render_markdown(report))
+    if samplers:
+        plot_samplers(out / "samplers.png", samplers)
     write_grid(out / "grid.png", out, list(config.schemes), min(config.grid_pairs, config.pairs), config.frames)
     return report
 
@@ -223,7 +238,7 @@ def render_markdown(report: dict) -> str:
     c = report["config"]
     lines = [f"# Toy-world evaluation", "",
              f"{c['pairs']} seeded pairs (seed {c['seed']}, centres {c['distance'][0]:.0f}-{c['distance'][1]:.0f} px apart), "
-             f"{c['frames']} frames, DDIM {c['steps']} steps, guidance {c['guidance']}, noise {c['min_noise']}-{c['max_noise']}, "
+             f"{c['frames']} frames, {c.get('scheduler', 'ddim')} {c['steps']} steps, guidance {c['guidance']}, noise {c['min_noise']}-{c['max_noise']}, "
              f"model `{c['model']}`. True in-between: on-manifold and |lambda - f| <= {TRUE_INBETWEEN}. "
              f"PPL/PDV: sum/std of adjacent-frame distances (METHOD.md definition (b)) in fitted-parameter px and in "
              f"the model's VAE latent space (L2).", "",
@@ -251,8 +266,42 @@ def render_markdown(report: dict) -> str:
                                for p in positions)
             lines.append(f"| {name} | {_fmt(s['on_manifold'])} / {_fmt(s['true_inbetween'])} | {cells} | "
                          f"{_fmt(s['lambda_error'])} | {_fmt(s['nearest_keyframe_px_median'], 1)} |")
+    if report.get("samplers"):
+        lines += ["", "## Samplers (ours-aligned): quality against UNet evaluations per frame", "",
+                  "| sampler:steps | UNet evals/frame | on-manifold | true in-between | worst position (true in-between) | "
+                  + " | ".join(positions) + " |", "|---" * (len(positions) + 5) + "|"]
+        for name, s in report["samplers"].items():
+            worst = min(s["per_position"][p]["true_inbetween"] for p in positions)
+            cells = " | ".join(f"{s['per_position'][p]['on_manifold']:.2f} / {s['per_position'][p]['true_inbetween']:.2f}"
+                               for p in positions)
+            lines.append(f"| {name} | {s['unet_evaluations_per_frame']:.1f} | {_fmt(s['on_manifold'])} | "
+                         f"{_fmt(s['true_inbetween'])} | {worst:.2f} | {cells} |")
     lines += ["", f"Total {report['seconds_total']:.0f} s.", ""]
     return "\n".join(lines)
+
+
+def plot_samplers(path: Path, samplers: dict) -> None:
+    """True in-between rate (all positions, and the worst one) against UNet evaluations per frame."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    for name, s in samplers.items():
+        worst = min(v["true_inbetween"] for v in s["per_position"].values())
+        x = s["unet_evaluations_per_frame"]
+        ax.scatter([x], [s["true_inbetween"]], color="tab:blue")
+        ax.scatter([x], [worst], color="tab:red", marker="v")
+        ax.annotate(name, (x, s["true_inbetween"]), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("UNet evaluations per in-between frame")
+    ax.set_ylabel("true in-between rate")
+    ax.set_title("toy world: quality against cost (blue: all frames, red: worst position)", fontsize=9)
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def write_grid(path: Path, out: Path, schemes: list[str], pairs: int, frames: int) -> None:

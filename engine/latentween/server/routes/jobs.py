@@ -15,8 +15,9 @@ from starlette.exceptions import HTTPException
 
 from latentween.server import inputs
 from latentween.server.deps import Config, Service
-from latentween.server.errors import ServiceError, Unprocessable, Unsupported
+from latentween.server.errors import ServiceError, Unprocessable, Unsupported, one_line, quoted
 from latentween.server.schemas import FINAL_STATES, Candidates, Choice, Job, JobList, JobRequest, JobState
+from latentween.server.video import video_file
 from latentween.settings import MorphSettings
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -49,7 +50,7 @@ def describe(exc: ValidationError, prefix: str = "") -> str:
         loc = ".".join(str(p) for p in error.get("loc", ()))
         where = f"{prefix}{loc}" if loc else (prefix.rstrip(".") or "body")
         parts.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
-    return "; ".join(parts)
+    return one_line("; ".join(parts[:5]))  # a message may quote the input: keep it short
 
 
 @router.post("", response_model=Job, status_code=201, responses=ERRORS, openapi_extra=_SUBMIT_BODY,
@@ -86,7 +87,8 @@ async def submit(request: Request, service: Service, config: Config) -> Job:
             return [inputs.from_upload(p[0], p[1], config) if isinstance(p, tuple) else inputs.from_server_path(p, config)
                     for p in uploads]
     else:
-        raise Unsupported(f"send multipart/form-data (uploads) or application/json (server paths), not {kind or 'no content type'!r}")
+        raise Unsupported(f"send multipart/form-data (uploads) or application/json (server paths), "
+                          f"not {quoted(kind or 'no content type', 60)}")
     return await run_in_threadpool(service.submit, settings, load)
 
 
@@ -149,7 +151,7 @@ _VIDEO = {200: {"content": {t: {} for t in VIDEO_TYPES.values()}, "description":
             summary="the finished frames encoded as one video (PyAV), made once and kept")
 def get_video(job_id: str, service: Service, format: Literal["mp4", "mov", "webm"] = "mp4",
               fps: str = Query("24", max_length=20, description="a number or a ratio such as 24000/1001")) -> FileResponse:
-    path = service.video_file(job_id, format, fps)
+    path = video_file(service, job_id, format, fps)
     return FileResponse(path, media_type=VIDEO_TYPES[format], filename=f"{job_id}.{format}")
 
 
