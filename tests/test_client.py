@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import threading
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
@@ -84,12 +85,31 @@ def test_the_client_sends_its_token_and_uploads_as_multipart(tmp_path, keyframe_
     assert keyframe_files[0].read_bytes() in seen["body"]
 
 
+@contextmanager
+def daemon_environment():
+    """The daemon's worker runs one thread (OMP_NUM_THREADS=1 above); bit-identity is promised within one
+    environment (docs/determinism.md), so the local run uses one thread too."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def local_morph(tiny_model, keyframe_files, out):
+    with daemon_environment():
+        return main(["morph", *map(str, keyframe_files), "--out", str(out), "--model", str(tiny_model), *JOB, "--quiet"])
+
+
 def test_submit_writes_the_same_files_as_morph(daemon, tiny_model, keyframe_files, tmp_path):
     remote, local = tmp_path / "remote", tmp_path / "local"
     proc = submit(*keyframe_files, "--server", daemon.url, *JOB, "--out", remote, "--quiet")
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.strip() == f"wrote 5 frames to {remote} (seed 9)"
-    assert main(["morph", *map(str, keyframe_files), "--out", str(local), "--model", str(tiny_model), *JOB, "--quiet"]) == 0
+    assert local_morph(tiny_model, keyframe_files, local) == 0
     names = sorted(p.name for p in local.iterdir() if p.is_file())
     assert sorted(p.name for p in remote.iterdir() if p.is_file()) == names
     for name in names:
@@ -97,12 +117,13 @@ def test_submit_writes_the_same_files_as_morph(daemon, tiny_model, keyframe_file
             assert (remote / name).read_bytes() == (local / name).read_bytes(), name
     manifests = [json.loads((d / "manifest.json").read_text()) for d in (remote, local)]
     assert manifests[0]["job_key"] == manifests[1]["job_key"] and manifests[0]["settings"] == manifests[1]["settings"]
+    assert manifests[0]["reproducibility"] == manifests[1]["reproducibility"]
 
 
 def test_morph_with_server_runs_on_the_daemon_and_writes_the_same_frames(daemon, tiny_model, keyframe_files, tmp_path):
     remote, local = tmp_path / "remote", tmp_path / "local"
     assert main(["morph", *map(str, keyframe_files), "--server", daemon.url, *JOB, "--out", str(remote), "--quiet"]) == 0
-    assert main(["morph", *map(str, keyframe_files), "--out", str(local), "--model", str(tiny_model), *JOB, "--quiet"]) == 0
+    assert local_morph(tiny_model, keyframe_files, local) == 0
     for name in sorted(p.name for p in local.glob("frame_*.png")):
         assert (remote / name).read_bytes() == (local / name).read_bytes(), name
     assert Client(daemon.url).jobs(), "the job ran on the daemon"

@@ -173,3 +173,28 @@ def test_stdin_raw_frames_are_read_with_the_size(fmt, dtype, channels):
 def test_stdin_of_the_wrong_length_is_refused():
     with pytest.raises(InputError, match="not 2 raw 24x16"):
         read_stdin(b"\x01" * 1000, 2, size=(24, 16))
+
+
+def huge_video(path, side=8008):
+    """One grey FFV1 frame of side x side pixels: small on disk, 64 M pixels in its header."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("ffv1", rate=1)
+        stream.width = stream.height = side
+        stream.pix_fmt = "gray"
+        frame = av.VideoFrame.from_ndarray(np.zeros((side, side), np.uint8), format="gray")
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def test_a_video_frame_over_the_pixel_limit_is_refused_from_the_header(tmp_path, monkeypatch):
+    from latentween.media import read
+
+    path = huge_video(tmp_path / "huge.mkv")
+    monkeypatch.setattr(read._Seeker, "find", lambda *a: pytest.fail("decoded a frame the header already refused"))
+    with pytest.raises(InputError, match="pixel limit"):
+        load_keyframe(f"{path}@0")

@@ -31,7 +31,7 @@ from typing import Optional
 import numpy as np
 
 from latentween.errors import InputError
-from latentween.images import Keyframe, read_image
+from latentween.images import MAX_PIXELS, ImageTooLarge, Keyframe, read_image
 
 _EXR_MAGIC = b"\x76\x2f\x31\x01"
 _DPX_MAGIC = (b"SDPX", b"XPDS")
@@ -127,6 +127,8 @@ def _read_still_with_ffmpeg(path: str, linear: bool) -> Keyframe:
     data = Path(path).read_bytes()
     try:
         with av.open(path) as container:
+            if container.streams.video:
+                _check_stream_size(container.streams.video[0], path)
             frame = next(container.decode(video=0))
             pixels = frame.to_ndarray()
     except (av.FFmpegError, StopIteration, ValueError) as exc:
@@ -143,6 +145,13 @@ def _read_still_with_ffmpeg(path: str, linear: bool) -> Keyframe:
     if linear:
         pixels[:, :, :3] = srgb_encode(pixels[:, :, :3])
     return Keyframe(pixels, depth, path, hashlib.sha256(data).hexdigest())
+
+
+def _check_stream_size(stream, source: str) -> None:
+    """Refuse a huge picture from the container's header, before a decoder allocates it."""
+    width, height = stream.codec_context.width, stream.codec_context.height
+    if width * height > MAX_PIXELS:
+        raise ImageTooLarge(f"keyframe {source!r} is {width}x{height}, more than the {MAX_PIXELS:,}-pixel limit")
 
 
 def srgb_encode(linear: np.ndarray) -> np.ndarray:
@@ -164,6 +173,7 @@ def read_video_frame(path: str, frame: Optional[int] = None, seconds: Optional[F
             if not container.streams.video:
                 raise InputError(f"keyframe {source!r}: {path!r} has no video stream")
             stream = container.streams.video[0]
+            _check_stream_size(stream, source)
             picked = _Seeker(container, stream, path).find(frame, seconds)
             pixels, depth = _to_float(picked)
     except av.FFmpegError as exc:

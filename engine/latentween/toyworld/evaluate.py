@@ -286,6 +286,7 @@ def plot_samplers(path: Path, samplers: dict) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     for name, s in samplers.items():
@@ -295,6 +296,8 @@ def plot_samplers(path: Path, samplers: dict) -> None:
         ax.scatter([x], [worst], color="tab:red", marker="v")
         ax.annotate(name, (x, s["true_inbetween"]), textcoords="offset points", xytext=(4, 4), fontsize=7)
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
     ax.set_xlabel("UNet evaluations per in-between frame")
     ax.set_ylabel("true in-between rate")
     ax.set_title("toy world: quality against cost (blue: all frames, red: worst position)", fontsize=9)
