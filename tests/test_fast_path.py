@@ -200,3 +200,10 @@ def test_consistency_samplers_default_to_no_guidance_unless_asked():
     assert MorphSettings(scheduler="lcm", guidance=3).with_defaults().guidance == 3.0
     assert MorphSettings().with_defaults({"scheduler": "tcd"}).guidance == 1.0
     assert MorphSettings(scheduler="ddim").with_defaults().guidance == 7.5
+
+
+def test_eta_with_a_sampler_that_has_none_is_one_line(tiny_model, keyframe_files, tmp_path, capsys):
+    code = main(["morph", *map(str, keyframe_files), "--out", str(tmp_path / "o"), "--model", str(tiny_model),
+                 "--eta", "0.5", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--scheduler ddim or tcd" in err[0]

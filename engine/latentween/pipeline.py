@@ -338,7 +338,7 @@ class InterpolationPipeline:
         keep = []
         for frame in dict.fromkeys(row.frame for row in chunk):
             mine = [r for r in alive if chunk[r].frame is frame]
-            ranked = chooser(frame, [previews[r] for r in mine])[1]
+            ranked = chooser(frame, [previews[r] for r in mine])[1] or [0.0] * len(mine)  # no scores: keep the first
             best = sorted(sorted(range(len(mine)), key=lambda i: -ranked[i])[:request.keep])
             early[frame.index] = {"after_steps": cut - begin, "scores": ranked,
                                   "kept": [chunk[mine[i]].candidate for i in best]}

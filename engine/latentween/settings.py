@@ -130,6 +130,13 @@ class MorphSettings(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _check_eta(self) -> "MorphSettings":
+        if self.eta > 0 and self.scheduler not in ("ddim", "tcd"):
+            raise ValueError(f"--eta {self.eta} needs --scheduler ddim or tcd (the samplers that have it), "
+                             f"not {self.scheduler}")
+        return self
+
+    @model_validator(mode="after")
     def _check_noise_range(self) -> "MorphSettings":
         if self.min_noise > self.max_noise:
             raise ValueError(f"min_noise ({self.min_noise}) must not exceed max_noise ({self.max_noise})")
