@@ -1,8 +1,10 @@
 """LoRA weights on a loaded model for the length of one job, through diffusers' own LoRA loading.
 
 Few-step LoRAs (LCM, TCD, Hyper-SD, Turbo-style) and style LoRAs alike: `--lora PATH_OR_ID[:SCALE]`.
-They are fused into the weights while the job runs (no per-step cost) and taken out afterwards, since
-the model manager keeps the same model loaded for the next job.
+They run beside the base weights while the job runs and are unloaded afterwards, since the model
+manager keeps the same model loaded for the next job. Not fused: fusing and unfusing adds and
+subtracts a delta, which need not give back the very same bits, and the next job's frames must not
+depend on which LoRAs ran before it.
 """
 from __future__ import annotations
 
@@ -53,8 +55,8 @@ def _sha256(path: Path) -> str:
 
 @contextmanager
 def applied(components, specs: Sequence[str]) -> Iterator[list[dict]]:
-    """Load, weight and fuse the LoRAs into `components` for the block; yields what was applied (spec,
-    scale, file, sha256) for the manifest, and leaves the model as it was afterwards."""
+    """Load and weight the LoRAs on `components` for the block; yields what was applied (spec, scale,
+    file, sha256) for the manifest, and leaves the model exactly as it was afterwards."""
     if not specs:
         yield []
         return
@@ -71,9 +73,7 @@ def applied(components, specs: Sequence[str]) -> Iterator[list[dict]]:
             path = _weights_file(location)
             name = f"lora{number}"
             try:
-                if path is not None and path.is_file() and not Path(location).expanduser().is_dir():
-                    holder.load_lora_weights(str(path.parent), weight_name=path.name, adapter_name=name)
-                elif path is not None:
+                if path is not None:
                     holder.load_lora_weights(str(path.parent), weight_name=path.name, adapter_name=name)
                 else:
                     holder.load_lora_weights(location, adapter_name=name)
@@ -86,9 +86,6 @@ def applied(components, specs: Sequence[str]) -> Iterator[list[dict]]:
             report.append({"spec": spec, "scale": scale, "file": str(path) if path else None,
                            "sha256": _sha256(path) if path and path.is_file() else None})
         holder.set_adapters(names, adapter_weights=scales)
-        holder.fuse_lora(adapter_names=names, lora_scale=1.0)
         yield report
     finally:
-        if names:
-            holder.unfuse_lora()
         holder.unload_lora_weights()
