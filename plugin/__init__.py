@@ -9,6 +9,7 @@ classes = (
     properties.LATENTWEEN_PG_daemon,
     preferences.LATENTWEEN_AP_preferences,
     operators.SEQUENCER_OT_latentween_morph,
+    operators.SEQUENCER_OT_latentween_reroll,
     operators.SEQUENCER_OT_latentween_cancel,
     operators.SEQUENCER_OT_latentween_choose,
     operators.SEQUENCER_OT_latentween_check,

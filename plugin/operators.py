@@ -2,43 +2,25 @@
 import bpy
 from bpy.props import BoolProperty, IntProperty, StringProperty
 
-from . import compat, health, job, preferences, task
+from . import compat, health, job, preferences, reroll, sequencer, task
 from .timeline import MorphError
 
 TIMER_INTERVAL = 0.25
 
 
-class SEQUENCER_OT_latentween_morph(bpy.types.Operator):
-    """Make in-between frames for the two selected strips with the latentween daemon"""
-
-    bl_idname = "sequencer.latentween_morph"
-    bl_label = "Morph"
-    bl_options = {"REGISTER"}
-
-    reroll: BoolProperty(name="Re-roll", description="Same settings with a new seed", options={"SKIP_SAVE"})
-
-    @classmethod
-    def poll(cls, context):
-        if compat.scene(context) is None:
-            cls.poll_message_set("The workspace shows no sequencer scene")
-            return False
-        if compat.editor(context) is None:
-            cls.poll_message_set("The scene has no strips")
-            return False
-        if len(compat.selected(context)) != 2:
-            cls.poll_message_set("Select two image or movie strips")
-            return False
-        return True
+class _TaskOperator:
+    """A task ticked by a modal timer in the interface, or waited on in background mode. Subclasses
+    name the task in `_start(context)`; its `tick()` says when it is done."""
 
     def execute(self, context):
         if not compat.is_background() and context.window is not None:
             return self.invoke(context, None)
         # background mode (a render farm, a script): no timers run, so wait here for the strip
-        if compat.scene(context).latentween.choose:
+        if self._needs_interface(context):
             self.report({"ERROR"}, "choosing candidates needs Blender's interface; turn Choose off to run in background")
             return {"CANCELLED"}
         try:
-            run = task.start(context, self.reroll)
+            run = self._start(context)
             run.wait()
         except MorphError as exc:
             self.report({"ERROR"}, str(exc))
@@ -48,7 +30,7 @@ class SEQUENCER_OT_latentween_morph(bpy.types.Operator):
 
     def invoke(self, context, event):
         try:
-            self.task = task.start(context, self.reroll)
+            self.task = self._start(context)
         except MorphError as exc:
             health.schedule()
             self.report({"ERROR"}, str(exc))
@@ -71,7 +53,7 @@ class SEQUENCER_OT_latentween_morph(bpy.types.Operator):
             return self._end(context, {"ERROR"}, str(exc), {"CANCELLED"})
         if done:
             if not compat.is_background():
-                bpy.ops.ed.undo_push(message="Latentween Morph")  # the strip came after the click's own step
+                bpy.ops.ed.undo_push(message=f"Latentween {self.bl_label}")  # the result came after the click's step
             return self._end(context, {"INFO"}, f"Latentween: {self.task.message}", {"FINISHED"})
         compat.redraw_sequencer(context)
         return {"PASS_THROUGH"}
@@ -96,6 +78,64 @@ class SEQUENCER_OT_latentween_morph(bpy.types.Operator):
         compat.redraw_sequencer(context)
         self.report(level, message)
         return result
+
+
+class SEQUENCER_OT_latentween_morph(_TaskOperator, bpy.types.Operator):
+    """Make in-between frames for the two selected strips with the latentween daemon"""
+
+    bl_idname = "sequencer.latentween_morph"
+    bl_label = "Morph"
+    bl_options = {"REGISTER"}
+
+    reroll: BoolProperty(name="Re-roll", description="Same settings with a new seed", options={"SKIP_SAVE"})
+
+    @classmethod
+    def poll(cls, context):
+        if compat.scene(context) is None:
+            cls.poll_message_set("The workspace shows no sequencer scene")
+            return False
+        if compat.editor(context) is None:
+            cls.poll_message_set("The scene has no strips")
+            return False
+        if len(compat.selected(context)) != 2:
+            cls.poll_message_set("Select two image or movie strips")
+            return False
+        return True
+
+    def _start(self, context):
+        return task.start(context, self.reroll)
+
+    def _needs_interface(self, context) -> bool:
+        return compat.scene(context).latentween.choose
+
+
+class SEQUENCER_OT_latentween_reroll(_TaskOperator, bpy.types.Operator):
+    """Make frames of the active latentween strip again (their next take), keeping every other frame;
+    the new take replaces the previous one in the strip's files"""
+
+    bl_idname = "sequencer.latentween_reroll"
+    bl_label = "Re-roll Frames"
+    bl_options = {"REGISTER"}
+
+    use_range: BoolProperty(name="Range", description="The panel's frame range instead of the current frame",
+                            options={"SKIP_SAVE"})
+
+    @classmethod
+    def poll(cls, context):
+        if compat.scene(context) is None or reroll.target(context) is None:
+            cls.poll_message_set("Make a latentween strip the active strip")
+            return False
+        return True
+
+    def _start(self, context):
+        scene = compat.scene(context)
+        props = scene.latentween
+        first, last = (props.reroll_start, props.reroll_end) if self.use_range else (scene.frame_current,) * 2
+        return reroll.start(context, min(first, last), max(first, last))
+
+    def _needs_interface(self, context) -> bool:
+        strip = reroll.target(context)
+        return strip is not None and sequencer.recorded_settings(strip).get("choose") == "manual"
 
 
 class SEQUENCER_OT_latentween_cancel(bpy.types.Operator):

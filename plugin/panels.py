@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import compat, health, job, preferences, task
+from . import compat, health, job, preferences, reroll, task
 
 
 class SEQUENCER_PT_latentween(bpy.types.Panel):
@@ -53,6 +53,7 @@ class SEQUENCER_PT_latentween(bpy.types.Panel):
         row.scale_y = 1.4
         row.operator("sequencer.latentween_morph", text="Morph", icon="SEQ_STRIP_DUPLICATE")
         row.operator("sequencer.latentween_morph", text="Re-roll", icon="FILE_REFRESH").reroll = True
+        self._reroll(layout.box(), context, props)
         for run in task.ACTIVE:
             row = layout.row(align=True)
             row.progress(factor=run.fraction, text=f"{run.name}: {run.message}")
@@ -61,6 +62,21 @@ class SEQUENCER_PT_latentween(bpy.types.Panel):
                 self._candidates(layout.box(), run)
         if len(task.ACTIVE) > 1:
             layout.operator("sequencer.latentween_cancel", text="Cancel All", icon="CANCEL").all = True
+
+    @staticmethod
+    def _reroll(box, context, props) -> None:
+        """Re-roll frames of the active latentween strip; the new take replaces the old in its files."""
+        strip = reroll.target(context)
+        box.label(text=f"Re-roll: {strip.name}" if strip is not None else "Re-roll: make a latentween strip active",
+                  icon="FILE_REFRESH")
+        row = box.row(align=True)
+        row.enabled = strip is not None
+        row.operator("sequencer.latentween_reroll", text="Re-roll Frame")
+        sub = box.row(align=True)
+        sub.enabled = strip is not None
+        sub.prop(props, "reroll_start")
+        sub.prop(props, "reroll_end")
+        sub.operator("sequencer.latentween_reroll", text="Re-roll Range").use_range = True
 
     @staticmethod
     def _candidates(box, run) -> None:

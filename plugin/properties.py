@@ -49,6 +49,8 @@ class LATENTWEEN_PG_settings(bpy.types.PropertyGroup):
     max_noise: FloatProperty(name="Max Noise", description="Noise for the first midpoint, as a fraction of the schedule",
                              default=0.55, min=0.0, max=1.0, update=_noise_order)
     ease: EnumProperty(name="Easing", description="Timing of the frames", items=EASINGS, default="linear")
+    reroll_start: IntProperty(name="From", description="First timeline frame Re-roll Range makes again")
+    reroll_end: IntProperty(name="To", description="Last timeline frame Re-roll Range makes again")
     output_dir: StringProperty(
         name="Output", subtype="DIR_PATH", default="//latentween/",
         description="Folder for the generated frames (// is the blend file's folder)")

@@ -194,6 +194,19 @@ def record(strip, job_id: str, settings: dict) -> None:
     so a result can be made again or traced to its job later."""
     strip["latentween_job"] = job_id
     strip["latentween_settings"] = json.dumps(settings, sort_keys=True)
+    # frame -> take its file holds (re-roll); frames not named hold take 0
+    strip["latentween_takes"] = json.dumps(settings.get("takes") or {}, sort_keys=True)
+
+
+def recorded_settings(strip) -> dict:
+    try:
+        return json.loads(strip.get("latentween_settings") or "{}")
+    except ValueError:
+        return {}
+
+
+def strip_folder(strip) -> Path:
+    return Path(bpy.path.abspath(strip.directory)).resolve()
 
 
 def refresh(strip) -> None:

@@ -72,3 +72,16 @@ def keyframe_files(tmp_path_factory) -> tuple[Path, Path]:
 def keyframe_arrays() -> list[np.ndarray]:
     return [disk_image((20, 30), (200, 30, 30)).astype(np.float32) / 255,
             disk_image((44, 34), (30, 30, 200)).astype(np.float32) / 255]
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """One local Ray per test module that asks for it (2 CPUs, no dashboard); its GCS address, for daemons
+    started as subprocesses to join with --ray-address. This process is a driver of it too."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, namespace="latentween", log_to_driver=False)
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()

@@ -68,7 +68,9 @@ def daemon(tiny_model, tmp_path_factory):
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
     with DaemonProcess(["--model", tiny_model, "--state-dir", state, "--allow-root", root], env=env) as process:
         process.root = root
-        Client(process.url, timeout=60).health()
+        client, deadline = Client(process.url, timeout=60), time.monotonic() + 120
+        while client.health()["device"] == "starting" and time.monotonic() < deadline:
+            time.sleep(0.1)  # the worker is up: the panel's first check shows its device, whichever test runs first
         yield process
 
 
@@ -428,3 +430,42 @@ def test_a_local_daemon_that_is_down_can_be_started_and_stopped_from_the_panel(r
             os.kill(result["pid"], signal.SIGKILL)
         except (ProcessLookupError, TypeError):
             pass
+
+
+# -- re-roll of a frame or a range (issue 20) ------------------------------------------------------
+
+@pytest.fixture(scope="module", params=list(VENVS))
+def rerolled(run, request):
+    return run("reroll_frames", request.param)
+
+
+def test_rerolling_the_frame_under_the_playhead_replaces_its_file_alone(rerolled, client):
+    assert rerolled["made"]["outcome"] == ["FINISHED"] and rerolled["frame"]["outcome"] == ["FINISHED"]
+    before, after = rerolled["before"], rerolled["after_frame"]
+    assert [name for name in before if before[name] != after[name]] == ["frame_00002.png"]
+    first, second = (client.job(j) for j in rerolled["jobs"])
+    assert second["settings"]["takes"] == {"2": 1} and second["settings"]["seed"] == first["settings"]["seed"]
+
+
+def test_a_reroll_replaces_the_previous_take_in_the_same_strip_and_records_the_takes(rerolled, client):
+    assert len(rerolled["strips"]) == 1  # no new strip, no new channel
+    strip = rerolled["strips"][0]
+    assert (strip["channel"], strip["start"], strip["length"]) == (1, 11, 3)
+    job = client.job(strip["recorded"]["latentween_job"])
+    assert json.loads(strip["recorded"]["latentween_takes"]) == {"1": 1, "2": 2, "3": 1} == job["settings"]["takes"]
+    assert json.loads(strip["recorded"]["latentween_settings"]) == job["settings"]
+    folder = Path(strip["folder"])
+    assert all((folder / f"frame_{i:05d}.png").read_bytes() == client.frame(job["id"], i) for i in (1, 2, 3))
+
+
+def test_a_range_rerolled_from_the_modal_timer_remakes_each_generated_frame_in_it(rerolled):
+    assert rerolled["ranged"] == {"outcome": ["FINISHED"], "reports": [["INFO", "Latentween: re-rolled 3 frames"]]}
+    after_frame, after_range = rerolled["after_frame"], rerolled["after_range"]
+    assert all(after_frame[name] != after_range[name] for name in after_frame)
+
+
+def test_the_panel_offers_rerolling_the_active_strip_and_refuses_without_one(rerolled):
+    assert rerolled["untouched"]["outcome"] == ["CANCELLED"] and "active strip" in rerolled["untouched"]["error"]
+    buttons = [c for c in rerolled["panel"] if c[0] == "operator" and c[1] == ["sequencer.latentween_reroll"]]
+    assert [c[2]["text"] for c in buttons] == ["Re-roll Frame", "Re-roll Range"]
+    assert ["set", "use_range", True] in rerolled["panel"]

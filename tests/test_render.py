@@ -73,11 +73,12 @@ def test_render_progress_is_one_bar_over_all_transitions():
 def test_morph_to_a_video_applies_the_holds(tiny_model, keyframe_files, tmp_path):
     out = tmp_path / "m.mov"
     assert main(["morph", *map(str, keyframe_files), "--out", str(out), "--model", str(tiny_model), *FAST,
-                 "--frames", "4", "--hold-start", "2", "--hold-end", "1", "--ease", "ease-in-out"]) == 0
+                 "--frames", "4", "--hold-start", "2", "--hold-end", "1", "--ease", "ease-in-out",
+                 "--work", str(tmp_path / "work")]) == 0
     decoded, _ = decode_all(out)
     assert len(decoded) == 4 + 2 + 1
     assert np.array_equal(decoded[0], decoded[2]) and np.array_equal(decoded[-1], decoded[-2])
-    manifest = json.loads((tmp_path / "m.mov.latentween" / "manifest.json").read_text())
+    manifest = json.loads((tmp_path / "work" / "manifest.json").read_text())
     assert manifest["settings"]["ease"] == "ease-in-out"
     assert [f["fraction"] for f in manifest["frames"]][1] < 1 / 3  # eased: the first step is short
 
@@ -166,7 +167,7 @@ def _generated(folder):
 
 
 @pytest.mark.parametrize("extra, words", [
-    (["--out", "{tmp}/x.avi"], "not a supported video suffix"),
+    (["--out", "{tmp}/x.avi"], "not a supported output suffix"),
     (["--out", "{tmp}/x.mp4", "--codec", "prores"], "cannot go in a .mp4"),
     (["--out", "{tmp}/seq", "--crf", "20"], "apply to video files"),
     (["--out", "{tmp}/seq", "--pattern", "f.png"], "--pattern"),

@@ -1,5 +1,6 @@
 """The daemon's job API against a real `latentween serve` subprocess with the tiny model: submit, poll,
-SSE, downloads, cancel, delete, manual choice, two clients at once, failures."""
+SSE, downloads, cancel, delete, manual choice, two clients at once, failures. Every test runs with
+both executors: the local worker process, and one actor of a real local Ray cluster (docs/farm.md)."""
 import json
 import os
 import threading
@@ -17,12 +18,16 @@ FAST = {"steps": 4, "candidates": 1}
 LONG = {"frames": 17, "steps": 400, "candidates": 1}  # seconds of work: time to act while it runs
 
 
-@pytest.fixture(scope="module")
-def daemon(tiny_model, tmp_path_factory):
+@pytest.fixture(scope="module", params=["local", "ray"])
+def daemon(request, tiny_model, tmp_path_factory):
     state, root = tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("root")
+    args = ["--model", tiny_model, "--state-dir", state, "--allow-root", root]
+    if request.param == "ray":  # one actor: jobs queue behind each other as with the local worker
+        args += ["--executor", "ray", "--ray-address", request.getfixturevalue("ray_cluster"), "--ray-actors", "1"]
+    # after ray.init, which puts the cluster's RAY_AUTH_MODE in the environment a joining daemon needs
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
-    with DaemonProcess(["--model", tiny_model, "--state-dir", state, "--allow-root", root], env=env) as process:
-        process.state, process.root = state, root
+    with DaemonProcess(args, env=env) as process:
+        process.state, process.root, process.executor = state, root, request.param
         yield process
 
 
@@ -212,9 +217,11 @@ def test_a_job_that_fails_records_why_and_the_daemon_keeps_serving(daemon, clien
     assert client.wait(client.submit(keyframe_files, {"frames": 3, **FAST})["id"])["state"] == "done"
 
 
-def test_health_reports_version_device_models_and_queue(client, tiny_model):
+def test_health_reports_version_device_models_and_queue(daemon, client, tiny_model):
     health = client.health()
     assert health["status"] == "ok" and health["device"] == "cpu" and health["queue"] == 0
+    assert health["executor"] == daemon.executor and len(health["actors"]) == 1
+    assert health["actors"][0]["state"] == "alive" and health["actors"][0]["pid"] not in (None, daemon.pid)
     assert str(tiny_model) in health["loaded"] and health["default_model"] == str(tiny_model)
     assert health["accepts_paths"] is True  # the fixture starts the daemon with --allow-root
     assert client.models()["models"][0] == {"spec": str(tiny_model), "default": True, "loaded": True}

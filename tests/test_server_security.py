@@ -117,7 +117,8 @@ def test_an_unsafe_start_is_refused_with_one_line(tmp_path, extra_env, args, wor
 
 def test_a_keyframe_path_inside_the_allowed_root_is_accepted(daemon, http):
     inside = [daemon.root / "in_a.png", daemon.root / "in_b.png"]
-    response = http.post("/v1/jobs", json={"keyframes": list(map(str, inside)), "settings": {"frames": 3, "steps": 4}})
+    response = http.post("/v1/jobs", json={"keyframes": list(map(str, inside)),
+                                           "settings": {"frames": 3, "steps": 4, "candidates": 1}})
     assert response.status_code == 201, response.text
     http.post(f"/v1/jobs/{response.json()['id']}/cancel")
 

@@ -107,7 +107,10 @@ def test_an_evaluation_of_two_pairs_writes_a_complete_report(manager, tmp_path):
     assert set(report["noise_sweep"]) == {"ours@0.40-0.60", "ours-aligned@0.40-0.60"}
     md = (tmp_path / "report.md").read_text()
     assert "| interpolate-only |" in md and "Per frame position" in md and "Noise sweep" in md
+    assert "`ours-aligned` is what `latentween morph` does by default" in md  # the names are explained
     from PIL import Image
 
     with Image.open(tmp_path / "grid.png") as grid:
         assert grid.size[0] == 150 + 5 * 64 and grid.size[1] >= 2 * len(SCHEMES) * 64
+        header = np.asarray(grid.convert("L"))[:16, 150:]
+        assert all((header[:, c * 64:(c + 1) * 64] < 128).any() for c in range(5))  # each column's fraction

@@ -129,6 +129,11 @@ class Client:
         body = json.dumps({"frame": int(frame), "candidate": int(candidate)}).encode()
         return self._json("POST", f"/v1/jobs/{quote(job_id)}/choose", body, "application/json")
 
+    def reroll(self, job_id: str, frames: Sequence[int]) -> dict:
+        """Queue a new job: a finished job with `frames` made again (each its next take), the rest kept."""
+        body = json.dumps({"frames": [int(f) for f in frames]}).encode()
+        return self._json("POST", f"/v1/jobs/{quote(job_id)}/reroll", body, "application/json")
+
     def frame(self, job_id: str, index: int) -> bytes:
         return self._request("GET", f"/v1/jobs/{quote(job_id)}/frames/{int(index)}")
 

@@ -51,10 +51,12 @@ def noise_interpolate(z_a: torch.Tensor, z_b: torch.Tensor, f: torch.Tensor | fl
     return slerp(add_noise(z_a, eps, alpha, sigma), add_noise(z_b, eps, alpha, sigma), f)
 
 
-def frame_generator(seed: int, fraction: float, candidate: int = 0, stream: str = "frame") -> torch.Generator:
+def frame_generator(seed: int, fraction: float, candidate: int = 0, stream: str = "frame",
+                    take: int = 0) -> torch.Generator:
     """A CPU generator for one (frame, candidate): a hash of the job seed, the frame's exact fraction,
-    the candidate number and a stream name. Noise drawn from it is the same whatever the batching."""
-    key = f"{seed}|{float(fraction).hex()}|{candidate}|{stream}".encode()
+    the candidate number and a stream name. Noise drawn from it is the same whatever the batching.
+    A re-rolled frame's `take` > 0 joins the hash; take 0 leaves it out, so first takes keep their bytes."""
+    key = f"{seed}|{float(fraction).hex()}|{candidate}|{stream}{f'|take{take}' if take else ''}".encode()
     value = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") & (2**63 - 1)
     return torch.Generator(device="cpu").manual_seed(value)
 

@@ -13,7 +13,7 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -25,6 +25,7 @@ from latentween.errors import InputError
 from latentween.images import (Keyframe, composite_rgb, encode_png, fit, resize, to_integer, work_size,
                                write_atomic)
 from latentween.settings import MorphSettings, RuntimeSettings, parse_size
+from latentween.takes import pending_take, plan_takes
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +78,10 @@ class OutputFolder:
     def latent_path(self, index: int) -> Path:
         return self.state / f"latent_{index:05d}.safetensors"
 
-    def write_frame(self, index: int, pixels: np.ndarray) -> Path:
+    def write_frame(self, index: int, pixels: np.ndarray | bytes) -> Path:
+        """`pixels`: the output's integer array, or its PNG bytes as encoded elsewhere (frame_png)."""
         path = self.frame_path(index)
-        write_atomic(path, encode_png(pixels))
+        write_atomic(path, pixels if isinstance(pixels, bytes) else encode_png(pixels))
         return path
 
     def write_latent(self, index: int, latent) -> None:
@@ -104,17 +106,18 @@ class OutputFolder:
         except (OSError, ValueError):
             return None
 
-    def finished_latents(self, job_key: str, count: int) -> dict:
-        """Latents of frames a previous run of the same job finished (frame file and latent present)."""
+    def finished_latents(self, base_key: str, count: int) -> dict:
+        """Take-0 latents a previous run of the same job (takes aside: `base_key`) finished; whether a
+        frame's file is final is for takes.plan_takes to say."""
         from safetensors.torch import load_file
 
         old = self.read_manifest()
-        if not old or old.get("job_key") != job_key:
+        if not old or old.get("base_key", old.get("job_key")) != base_key:
             self._forget(old)
             return {}
         done = {}
         for i in range(1, count - 1):
-            if self.frame_path(i).is_file() and self.latent_path(i).is_file():
+            if self.latent_path(i).is_file():
                 try:
                     done[i] = load_file(str(self.latent_path(i)))["latent"]
                 except Exception:  # a damaged latent file just means the frame is made again
@@ -134,9 +137,33 @@ class OutputFolder:
 
 
 def job_key(keyframes: Sequence[Keyframe], settings: MorphSettings, extra: Optional[dict] = None) -> str:
-    """Identity of a job's result: inputs' content and every pixel-changing setting."""
-    payload = {"inputs": [k.sha256 for k in keyframes], "settings": settings.model_dump(), "extra": extra or {}}
+    """Identity of a job's result: inputs' content and every pixel-changing setting (no takes: as before takes)."""
+    dumped = settings.model_dump(exclude=None if settings.takes else {"takes"})
+    payload = {"inputs": [k.sha256 for k in keyframes], "settings": dumped, "extra": extra or {}}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def base_key(keyframes: Sequence[Keyframe], settings: MorphSettings) -> str:
+    """The job apart from its takes: re-rolls of one job share it, so they reuse each other's frames."""
+    return job_key(keyframes, settings.model_copy(update={"takes": {}}))
+
+
+def effective_settings(settings: MorphSettings) -> MorphSettings:
+    """The settings a job runs with: the user's, filled from the preset and the model folder (run_morph)."""
+    from latentween.models import read_recommendations, resolve_model
+
+    return settings.with_defaults(read_recommendations(resolve_model(settings.model)))
+
+
+def finished_manifest(out_dir: str | Path, key: str, count: int) -> Optional[dict]:
+    """The manifest of `out_dir` if it holds this job (`key`) complete, every frame file present."""
+    folder = OutputFolder(out_dir)
+    manifest = folder.read_manifest()
+    if not manifest or manifest.get("job_key") != key or manifest.get("status") != "complete":
+        return None
+    if len(manifest.get("frames", [])) != count or not all(folder.frame_path(i).is_file() for i in range(count)):
+        return None
+    return manifest
 
 
 def postprocess(image: np.ndarray, fraction: float, prepared: Prepared) -> np.ndarray:
@@ -150,20 +177,91 @@ def postprocess(image: np.ndarray, fraction: float, prepared: Prepared) -> np.nd
     return to_integer(out, prepared.bit_depth)
 
 
+def frame_png(result, prepared: Prepared) -> bytes:
+    """A generated frame's output file: encoded here, or already where it was made (latentween.farm)."""
+    return result.png if result.png is not None else encode_png(postprocess(result.image, result.fraction, prepared))
+
+
+@dataclass
+class Transition:
+    """A job's model side, set up alike in every process that works on it: run_morph's, and each Ray
+    actor that runs chunks of it (latentween.farm.chunks), so they all condition its frames the same."""
+
+    keyframes: Sequence[Keyframe]
+    settings: MorphSettings  # effective (with_defaults)
+    prepared: Prepared
+    components: object
+    pipe: object
+    work: list[np.ndarray]
+    wsize: tuple[int, int]
+    cond: object = None
+    request: object = None
+
+
+def load_transition(keyframes: Sequence[Keyframe], settings: MorphSettings, runtime: RuntimeSettings, manager,
+                    prepared: Optional[Prepared] = None) -> Transition:
+    """run_morph's step 2: the model (cached by the manager), its sampler and the keyframes at the work size."""
+    from latentween.pipeline import InterpolationPipeline
+
+    prepared = prepared or prepare_keyframes(keyframes, settings)
+    components = manager.get(settings.model)
+    if components.device.type == "cpu":
+        from latentween.threads import apply_threads
+
+        apply_threads(runtime.threads, components.unet)  # before the manifest records the environment
+    preview = manager.preview_vae(settings.preview_vae) if settings.preview_vae else None
+    pipe = InterpolationPipeline.from_components(components, scheduler=settings.scheduler, preview_vae=preview,
+                                                 max_batch=runtime.max_batch)
+    wsize = work_size(prepared.size, components.native_size, settings.work_size,
+                      multiple=max(8, components.vae_scale_factor))
+    work = [resize(composite_rgb(p), wsize) for p in prepared.fitted]
+    return Transition(keyframes, settings, prepared, components, pipe, work, wsize)
+
+
+def condition_transition(t: Transition, manager, *, cache=None, progress=None, should_cancel=None, chooser=None):
+    """run_morph's step 3, inside the job's LoRA: inverted prompts, poses and their ControlNet, the
+    candidate chooser, and the request they make; returns the conditioning (also in `t.cond`)."""
+    from latentween.conditioning import prepare_conditioning
+    from latentween.pipeline import InterpolationRequest
+
+    settings, prepared = t.settings, t.prepared
+    cond = t.cond = prepare_conditioning(t.pipe, t.components, manager, settings, t.keyframes,
+                                         [composite_rgb(p) for p in prepared.fitted], t.work, prepared.size, t.wsize,
+                                         cache=cache, progress=progress, should_cancel=should_cancel, chooser=chooser)
+    t.pipe.controlnet = cond.controlnet
+    t.request = InterpolationRequest(
+        fractions=settings.frame_fractions(), seed=settings.seed, prompt=settings.prompt, negative=settings.negative,
+        steps=settings.steps, guidance=settings.guidance, eta=settings.eta, min_noise=settings.min_noise,
+        max_noise=settings.max_noise, noise_curve=settings.noise_curve, scheme=settings.scheme,
+        candidates=candidate_counter(settings.candidates), text=cond.text, control=cond.control,
+        alignment=cond.alignment, prune_at=settings.prune_at or None, keep=settings.keep,
+        rank_early=cond.chooser is not None and settings.choose == "clip")
+    return cond
+
+
+def local_frames(t: Transition, request, done: dict, **generate):
+    """The frames of `request` not in `done`, made by the pipeline in this process, with the job's chooser."""
+    if t.cond.chooser is not None:
+        generate["chooser"] = t.cond.chooser
+    return t.pipe.generate(t.work, request, done=done, **generate)
+
+
 def run_morph(keyframes: Sequence[Keyframe], out_dir: str | Path, settings: MorphSettings,
               runtime: Optional[RuntimeSettings] = None, manager=None,
               progress: Optional[Callable[[dict], None]] = None,
               should_cancel: Optional[Callable[[], bool]] = None,
               on_frame: Optional[Callable[[int, Path], None]] = None,
-              chooser: Optional[Callable] = None, cache=None) -> dict:
+              chooser: Optional[Callable] = None, cache=None, frames: Optional[Callable] = None) -> dict:
     """Make every frame of a morph into `out_dir`; returns the manifest. `settings.seed` must be set.
 
     `chooser(frame, images) -> (index, scores)` picks among a frame's candidates when there are
     several; by default CLIP ranks them (METHOD.md 5). The daemon passes its own for choose=manual.
     `cache` is where inverted prompts are kept (an inversion.EmbeddingCache; default: the user cache).
+    `frames(transition, request, done, **generate)` makes the frames (default: local_frames, the
+    pipeline in this process); latentween.farm passes one that runs the chunks on Ray actors.
     """
     from latentween.models import ModelManager, read_recommendations, resolve_model
-    from latentween.pipeline import InterpolationPipeline, InterpolationRequest
+    from latentween.plan import make_plan
     from latentween.schedulers import resolve_name as resolve_scheduler
 
     # 1. Validate everything that can fail cheaply before loading a model; fill unset settings with the
@@ -175,72 +273,76 @@ def run_morph(keyframes: Sequence[Keyframe], out_dir: str | Path, settings: Morp
     runtime = runtime or RuntimeSettings()
     started = time.perf_counter()
     folder = OutputFolder(out_dir)
+    key = job_key(keyframes, settings)
+    finished = finished_manifest(out_dir, key, settings.output_count())
+    if finished is not None:
+        return finished  # the same job, finished before (e.g. re-encoded to another format): no model load
     folder.check_writable()
     prepared = prepare_keyframes(keyframes, settings)
     fractions = settings.frame_fractions()
-    key = job_key(keyframes, settings)
 
     # 2. Load the model (cached by the manager) and its sampler
     manager = manager or ModelManager(runtime)
-    components = manager.get(settings.model)
+    t = load_transition(keyframes, settings, runtime, manager, prepared)
+    components, pipe, wsize = t.components, t.pipe, t.wsize
     loaded = time.perf_counter()
-    preview = manager.preview_vae(settings.preview_vae) if settings.preview_vae else None
-    pipe = InterpolationPipeline.from_components(components, scheduler=settings.scheduler, preview_vae=preview,
-                                                 max_batch=runtime.max_batch)
-    wsize = work_size(prepared.size, components.native_size, settings.work_size,
-                      multiple=max(8, components.vae_scale_factor))
-    work = [resize(composite_rgb(p), wsize) for p in prepared.fitted]
 
     with lora.applied(components, settings.lora) as loras:
         # 3. Conditioning: inverted prompts, poses and their ControlNet, the candidate chooser
-        from latentween.conditioning import prepare_conditioning
+        cond = condition_transition(t, manager, cache=cache, progress=progress, should_cancel=should_cancel,
+                                    chooser=chooser)
 
-        cond = prepare_conditioning(pipe, components, manager, settings, keyframes,
-                                    [composite_rgb(p) for p in prepared.fitted], work, prepared.size, wsize,
-                                    cache=cache, progress=progress, should_cancel=should_cancel, chooser=chooser)
-        pipe.controlnet = cond.controlnet
-
-        # 4. Keyframes are output frames as they are; resume what a previous run finished
+        # 4. Keyframes are output frames as they are; resume what a previous run finished, and re-roll
+        #    only the frames whose take changed (latentween.takes)
         previous = folder.read_manifest()
         # DID's parents are partially denoised trajectories, which are not kept: it always starts afresh.
-        done = {} if settings.scheme.startswith("did") else folder.finished_latents(key, len(fractions))
+        base = {} if settings.scheme.startswith("did") else folder.finished_latents(
+            base_key(keyframes, settings), len(fractions))
+        entries = previous.get("frames", []) if base else []
+        levels = {f.index: f.level for level in make_plan(fractions, settings.min_noise, settings.max_noise,
+                                                          settings.noise_curve) for f in level}
+        has_file = lambda i: folder.frame_path(i).is_file()  # noqa: E731
+        todo = plan_takes(len(fractions), settings.takes, base, entries, has_file, levels)
         manifest = _manifest(keyframes, settings, runtime, components, prepared, wsize, fractions, key)
-        manifest.update(recommended=recommended, loras=loras,
+        manifest.update(base_key=base_key(keyframes, settings), recommended=recommended, loras=loras,
                         sampler={"scheduler": resolve_scheduler(settings.scheduler, components.scheduler_config),
                                  "class": type(pipe.scheduler).__name__})
-        if done:
+        if base:
             _check_environment(previous, manifest)
         for index, source in ((0, 0), (len(fractions) - 1, 1)):
             path = folder.write_frame(index, to_integer(prepared.fitted[source], prepared.bit_depth))
             manifest["frames"][index].update(file=path.name, source="keyframe", input=source)
-        for index in done:
-            # a kill between the latent and the manifest write leaves the old entry without its file name
-            manifest["frames"][index] = dict(previous["frames"][index], file=folder.frame_path(index).name, resumed=True)
+        for index in range(1, len(fractions) - 1):
+            if index in todo.kept:
+                # a kill between the latent and the manifest write leaves the old entry without its file name
+                manifest["frames"][index] = dict(entries[index], file=folder.frame_path(index).name, resumed=True)
+            else:
+                manifest["frames"][index]["take"] = pending_take(index, settings.takes.get(index, 0), entries, has_file)
         manifest["conditioning"] = cond.report
         if cond.track is not None:
             for index, fraction in enumerate(fractions):
                 folder.write_pose(index, cond.track.at(fraction), prepared.size)
         folder.write_manifest(manifest)
 
-        # 5. Generate, writing each frame as soon as it is final
-        request = InterpolationRequest(
-            fractions=fractions, seed=settings.seed, prompt=settings.prompt, negative=settings.negative,
-            steps=settings.steps, guidance=settings.guidance, eta=settings.eta, min_noise=settings.min_noise,
-            max_noise=settings.max_noise, noise_curve=settings.noise_curve, scheme=settings.scheme,
-            candidates=candidate_counter(settings.candidates), text=cond.text, control=cond.control,
-            alignment=cond.alignment, prune_at=settings.prune_at or None, keep=settings.keep,
-            rank_early=cond.chooser is not None and settings.choose == "clip")
-        generate = dict(done=done, callback=progress, should_cancel=should_cancel)
-        if cond.chooser is not None:
-            generate["chooser"] = cond.chooser
-        for result in pipe.generate(work, request, **generate):
-            path = folder.write_frame(result.index, postprocess(result.image, result.fraction, prepared))
-            folder.write_latent(result.index, result.latent)
-            manifest["frames"][result.index].update(file=path.name, source="generated", **result.info)
-            manifest["unet"] = _unet_totals(manifest["frames"], pipe.counter)
-            folder.write_manifest(manifest)
-            if on_frame is not None:
-                on_frame(result.index, path)
+        # 5. Generate, writing each frame as soon as it is final: the take-0 pass, then re-rolled frames
+        generate = dict(callback=progress, should_cancel=should_cancel)
+        # each re-roll pass is one plan level's re-rolled frames, so every parent is a take-0 latent
+        passes = ([(todo.first, {})] if todo.first else []) + [(set(level), settings.takes) for level in todo.second]
+        for make, takes in passes:
+            done = {i: z for i, z in base.items() if i not in make}
+            for result in (frames or local_frames)(t, replace(t.request, takes=takes), done, **generate):
+                take = takes.get(result.index, 0)
+                if not takes:
+                    base[result.index] = result.latent
+                    folder.write_latent(result.index, result.latent)  # the state keeps take-0 latents only
+                    if settings.takes.get(result.index):
+                        continue  # its file is the re-rolled take, made in a later pass
+                path = folder.write_frame(result.index, frame_png(result, prepared))
+                manifest["frames"][result.index].update(file=path.name, source="generated", take=take, **result.info)
+                manifest["unet"] = _unet_totals(manifest["frames"], pipe.counter)
+                folder.write_manifest(manifest)
+                if on_frame is not None:
+                    on_frame(result.index, path)
 
     # 6. Final manifest
     manifest["status"] = "complete"

@@ -30,6 +30,8 @@ class FrameResult:
     image: np.ndarray
     latent: torch.Tensor
     info: dict
+    # The output file's bytes, when the frame was encoded where it was made (latentween.farm); `image` is then None.
+    png: Optional[bytes] = None
 
 
 @dataclass
@@ -61,6 +63,18 @@ class InterpolationRequest:
     prune_at: Optional[float] = None
     keep: int = 1
     rank_early: bool = False
+    takes: dict = field(default_factory=dict)  # frame index -> take (re-roll); absent frames are take 0
+
+
+@dataclass
+class Schedule:
+    """What generate() runs: the plan's levels, each level's fixed chunks, and per level the numbers of
+    the chunks that hold an unfinished frame; `total` counts their denoising steps (progress)."""
+
+    plan: list[list[PlannedFrame]]
+    chunks: list[list[list[PlannedRow]]]
+    todo: list[list[int]]
+    total: int
 
 
 # Samplers that draw fresh noise at every step: each row gets its own generator (method.denoise).
@@ -158,46 +172,76 @@ class InterpolationPipeline:
         chunk (plan.level_chunks) holding any unfinished frame is re-run whole, exactly as the first
         run made it, so the remaining frames come out as if the job had never been interrupted.
         """
-        # 1. Check inputs
-        self.check_inputs(images, request)
+        # 1. Check inputs; 2. encode keyframes and prompts
+        latents, text = self._start(images, request, done or {})
         done = dict(done or {})
-        fractions = list(request.fractions)
-        last = len(fractions) - 1
-
-        # 2. Encode keyframes and prompts
-        self.scheduler.set_timesteps(request.steps, device=self.device)
-        keys = self.encode_images(images)
-        latents: dict[int, torch.Tensor] = {0: keys[0], last: keys[1]}
-        latents.update({i: z.to(self.device, torch.float32) for i, z in done.items()})
-        if request.text is not None:
-            text = tuple(x.to(self.device, torch.float32) for x in request.text)
-        else:
-            cond, negative = self.encode_text([request.prompt, request.negative])
-            text = (cond, cond, negative)
 
         # 3. Plan the recursion, its noise levels and the fixed chunks of rows that run together
-        plan = make_plan(fractions, request.min_noise, request.max_noise, request.noise_curve)
-        chunks = [self.chunks(level, request) for level in plan]
-        todo = [[c for c in level if any(row.frame.index not in done for row in c)] for level in chunks]
-        total = 0 if request.scheme == "interpolate-only" else sum((c[0].start + 1) * len(c) for level in todo for c in level)
-        progress = {"done": 0, "total": total, "stage": "denoising", "levels": len(plan)}
+        schedule = self.schedule(request, done)
+        progress = {"done": 0, "total": schedule.total, "stage": "denoising", "levels": len(schedule.plan)}
         trajectories: dict[int, dict[int, torch.Tensor]] = {}  # DID only: frame -> {ddim index: latent}
         denoiser = GuidedDenoiser(self.unet, request.guidance, self.max_batch, self.counter, self.controlnet)
 
         # 4. Each chunk (whole frames): add noise, interpolate, denoise, decode, choose
-        for level_number, level in enumerate(chunks, start=1):
+        for level_number, numbers in enumerate(schedule.todo, start=1):
             progress["level"] = level_number
-            for number, chunk in enumerate(level):
-                if chunk in todo[level_number - 1]:
-                    yield from self._run_chunk(chunk, (level_number, number), latents, trajectories, fractions, text,
-                                               plan, done, denoiser, chooser, request, progress, callback,
-                                               should_cancel)
+            for number in numbers:
+                yield from self._run_chunk(schedule.chunks[level_number - 1][number], (level_number, number), latents,
+                                           trajectories, list(request.fractions), text, schedule.plan, done, denoiser,
+                                           chooser, request, progress, callback, should_cancel)
+
+    def run_chunk(self, images: Sequence[np.ndarray], request: InterpolationRequest, level: int, number: int,
+                  known: dict[int, torch.Tensor], *, chooser: Chooser = first_candidate,
+                  callback: Optional[ProgressCallback] = None,
+                  should_cancel: Optional[Callable[[], bool]] = None) -> list[FrameResult]:
+        """Chunk `number` of plan level `level` (1 = the first), alone: the frames generate() makes of it,
+        byte for byte, given the same environment (docs/determinism.md). `known` maps finished frames to
+        their latents; it must hold the chunk's parents, and chunk frames in it are not returned (as
+        generate's `done`). Lets a caller run a level's chunks in separate processes (latentween.farm)."""
+        if request.scheme.startswith("did"):
+            raise ValueError("DID's parents are partially denoised trajectories, which run_chunk is not given")
+        # 1. Check inputs; 2. encode keyframes and prompts (deterministic, so every chunk's equal generate's)
+        latents, text = self._start(images, request, known)
+        # 3. The same plan and fixed chunks as generate()
+        schedule = self.schedule(request, known)
+        chunk = schedule.chunks[level - 1][number]
+        missing = sorted({i for row in chunk for i in (row.frame.left, row.frame.right)} - set(latents))
+        if missing:
+            raise ValueError(f"chunk {level}/{number} needs the latents of frames {missing}")
+        progress = {"done": 0, "total": (chunk[0].start + 1) * len(chunk), "stage": "denoising",
+                    "levels": len(schedule.plan), "level": level}
+        denoiser = GuidedDenoiser(self.unet, request.guidance, self.max_batch, self.counter, self.controlnet)
+        # 4. The chunk, through the code generate() runs it with
+        return list(self._run_chunk(chunk, (level, number), latents, {}, list(request.fractions), text, schedule.plan,
+                                    dict(known), denoiser, chooser, request, progress, callback, should_cancel))
 
     def __call__(self, images: Sequence[np.ndarray], request: InterpolationRequest, **kwargs) -> list[FrameResult]:
         """All new frames, in frame order."""
         return sorted(self.generate(images, request, **kwargs), key=lambda r: r.index)
 
     # -- helpers of `generate` --------------------------------------------------------------------
+
+    def _start(self, images, request: InterpolationRequest, done: dict) -> tuple[dict, tuple]:
+        """Inputs checked, the sampler's timesteps set, the keyframes' and `done` frames' latents by frame
+        index, and the text conditioning (cond of each keyframe, negative)."""
+        self.check_inputs(images, request)
+        self.scheduler.set_timesteps(request.steps, device=self.device)
+        keys = self.encode_images(images)
+        latents: dict[int, torch.Tensor] = {0: keys[0], len(request.fractions) - 1: keys[1]}
+        latents.update({i: z.to(self.device, torch.float32) for i, z in done.items()})
+        if request.text is not None:
+            return latents, tuple(x.to(self.device, torch.float32) for x in request.text)
+        cond, negative = self.encode_text([request.prompt, request.negative])
+        return latents, (cond, cond, negative)
+
+    def schedule(self, request: InterpolationRequest, done=()) -> Schedule:
+        """The plan, its fixed chunks and which of them still have frames to make. Needs no model."""
+        plan = make_plan(list(request.fractions), request.min_noise, request.max_noise, request.noise_curve)
+        chunks = [self.chunks(level, request) for level in plan]
+        todo = [[n for n, c in enumerate(level) if any(row.frame.index not in done for row in c)] for level in chunks]
+        total = 0 if request.scheme == "interpolate-only" else sum(
+            (chunks[lv][n][0].start + 1) * len(chunks[lv][n]) for lv, numbers in enumerate(todo) for n in numbers)
+        return Schedule(plan, chunks, todo, total)
 
     def rows_per_candidate(self, request: InterpolationRequest) -> int:
         """UNet rows one candidate needs per step: both guidance halves unless g is 0 or 1."""
@@ -247,7 +291,8 @@ class InterpolationPipeline:
         starts = []
         for row in rows:
             frame = row.frame
-            eps = randn(latents[0].shape, frame_generator(request.seed, fractions[frame.index], row.candidate)).to(self.device)
+            eps = randn(latents[0].shape, frame_generator(request.seed, fractions[frame.index], row.candidate,
+                                                         take=request.takes.get(frame.index, 0))).to(self.device)
             if request.scheme == "ours":
                 left, right = latents[frame.left][None], latents[frame.right][None]
                 if request.alignment is not None:
@@ -303,7 +348,8 @@ class InterpolationPipeline:
             capture = {ddim_index(f.noise, request.steps) for level in plan for f in level}
         generators = None
         if request.eta > 0 or self.scheduler.__class__.__name__ in _STOCHASTIC:
-            generators = [frame_generator(request.seed, request.fractions[r.frame.index], r.candidate, "eta") for r in chunk]
+            generators = [frame_generator(request.seed, request.fractions[r.frame.index], r.candidate, "eta",
+                                          request.takes.get(r.frame.index, 0)) for r in chunk]
         alive = list(range(len(chunk)))
         last: dict = {}
 

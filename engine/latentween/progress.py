@@ -8,9 +8,10 @@ from typing import Optional
 class ProgressBar:
     """Feeds tqdm from the engine's progress dicts ({done, total, stage, ...})."""
 
-    def __init__(self, description: str = "morph", enabled: Optional[bool] = None):
+    def __init__(self, description: str = "morph", enabled: Optional[bool] = None, unit: str = "step"):
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
         self.description = description
+        self.unit = unit
         self._bar = None
 
     def __call__(self, event: dict) -> None:
@@ -19,12 +20,12 @@ class ProgressBar:
         from tqdm import tqdm
 
         if self._bar is None:
-            self._bar = tqdm(total=event.get("total") or None, desc=self.description, unit="step",
+            self._bar = tqdm(total=event.get("total") or None, desc=self.description, unit=self.unit,
                              file=sys.stderr, dynamic_ncols=True, leave=True)
         if event.get("total") and self._bar.total != event["total"]:
             self._bar.total = event["total"]
         self._bar.n = event.get("done", 0)
-        postfix = {k: event[k] for k in ("stage", "level", "frames") if k in event}
+        postfix = {k: event[k] for k in ("stage", "level", "frames", "steps") if event.get(k) is not None}
         self._bar.set_postfix(postfix, refresh=False)
         self._bar.refresh()
 
@@ -32,3 +33,44 @@ class ProgressBar:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+class FrameProgress:
+    """The engine's step events shown as frames: done of the job's frames, the steps as a detail.
+
+    Frames already on disk when generation starts (keyframes, frames kept from an interrupted run)
+    are read from the manifest run_morph writes before its first denoising step; made frames come
+    from `on_frame`. `bar` is any callable taking the progress dicts (a ProgressBar)."""
+
+    def __init__(self, bar, folder, count: int):
+        from pathlib import Path
+
+        self.bar, self.folder, self.count = bar, Path(folder), count
+        self.listed: set[int] = set()
+        self.made: set[int] = set()
+        self._event: dict = {}
+
+    def _read_listed(self) -> None:
+        import json
+
+        try:
+            manifest = json.loads((self.folder / "manifest.json").read_text())
+            self.listed = {f["index"] for f in manifest.get("frames", []) if f.get("file")}
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+
+    def progress(self, event: dict) -> None:
+        if not self.made:  # until then the manifest on disk may still be an earlier job's
+            self._read_listed()
+        self._event = event
+        self._show()
+
+    def on_frame(self, index: int, path=None) -> None:
+        self.made.add(index)
+        self._show()
+
+    def _show(self) -> None:
+        event = self._event
+        steps = f"{event['done']}/{event['total']}" if event.get("total") else None
+        self.bar({"done": len(self.listed | self.made), "total": self.count, "stage": event.get("stage"),
+                  "level": event.get("level"), "steps": steps})

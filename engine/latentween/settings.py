@@ -57,13 +57,13 @@ class MorphSettings(BaseModel):
     max_noise: float = Field(0.55, ge=0.0, le=1.0, description="noise for the first midpoint, as a fraction of the schedule")
     noise_curve: NoiseCurve = Field("linear", description="how noise falls from max to min with the parents' distance")
     scheme: Scheme = Field("ours", description="interpolation scheme; the others are the paper's baselines")
-    # Conditioning (METHOD.md 3-5)
+    # Conditioning (docs/method.md 3-5)
     invert_steps: int = Field(0, ge=0, le=5000, description="textual-inversion steps per keyframe (the paper: 100-500; 0 turns it off)")
     pose: str = Field("none", description="pose guidance: auto (detect), A.json,B.json (OpenPose JSON files) or none")
     pose_model: str = Field("lllyasviel/Annotators", description="OpenPose body model: hub id or local folder with body_pose_model.pth")
     controlnet: Optional[str] = Field(None, description="OpenPose ControlNet: hub id, folder or file; default: lllyasviel/control_v11p_sd15_openpose")
     pose_people: Literal["all", "largest"] = Field("all", description="several people: pair them by order, or keep only the largest in each keyframe")
-    pose_scale: float = Field(1.5, ge=0.0, le=5.0, description="ControlNet scale mid-way; 1 at the keyframes (METHOD.md 4)")
+    pose_scale: float = Field(1.5, ge=0.0, le=5.0, description="ControlNet scale mid-way; 1 at the keyframes (docs/method.md 4)")
     candidates: Optional[int] = Field(None, ge=1, le=64, description="candidates per new frame; default: 8 at level 1, one fewer per level, at least 3; 1 turns ranking off")
     prune_at: Optional[float] = Field(
         0.4, ge=0.0, le=1.0, description="rank each frame's candidates after this share of its steps on cheap previews "
@@ -91,6 +91,10 @@ class MorphSettings(BaseModel):
     work_size: Optional[int] = Field(
         None, ge=64, le=MAX_SIDE,
         description="short side in pixels the model runs at; default: the model's native size or the output's, whichever is smaller")
+    # Re-roll (issue 20): a frame's take > 0 draws other noise from its parents' first take; the rest stay
+    takes: dict[int, int] = Field(
+        default_factory=dict, description="re-rolled frames as FRAME:TAKE,... (take 1 or more gives the frame new "
+                                          "noise; every other frame, its descendants included, stays as in take 0)")
 
     @field_validator("size")
     @classmethod
@@ -99,6 +103,34 @@ class MorphSettings(BaseModel):
             return v
         parse_size(v)
         return v
+
+    @field_validator("takes", mode="before")
+    @classmethod
+    def _parse_takes(cls, v):
+        if isinstance(v, str):  # the CLI's --takes 3:1,5:2
+            try:
+                return {int(k): int(n) for k, n in (part.split(":") for part in v.replace(" ", "").split(",") if part)}
+            except ValueError:
+                raise ValueError(f"must look like 3:1,5:2 (frame:take), got {v!r}") from None
+        return v
+
+    @field_validator("takes")
+    @classmethod
+    def _normal_takes(cls, v: dict[int, int]) -> dict[int, int]:
+        for frame, take in v.items():
+            if take < 0:
+                raise ValueError(f"frame {frame} has take {take}; takes are 0 or more")
+        return {frame: take for frame, take in sorted(v.items()) if take}  # take 0 is every frame's default
+
+    @model_validator(mode="after")
+    def _check_takes(self) -> "MorphSettings":
+        last = self.output_count() - 1
+        for frame in self.takes:
+            if not 0 < frame < last:
+                raise ValueError(f"takes: frame {frame} is not a generated frame (1..{last - 1}); keyframes have no takes")
+        if self.takes and (self.scheme.startswith("did") or self.scheme == "interpolate-only"):
+            raise ValueError(f"takes re-roll a frame from its parents' latents, which scheme {self.scheme} does not use")
+        return self
 
     @field_validator("fractions")
     @classmethod
@@ -182,6 +214,9 @@ class RuntimeSettings(BaseModel):
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field("auto", description="model weights' dtype (auto: float16 on CUDA, else float32)")
     max_batch: int = Field(8, ge=1, le=256, description="most samples per UNet call (guidance halves count); "
                            "fixes which frames run together")
+    threads: Optional[int] = Field(
+        None, ge=1, le=1024, description="CPU threads for the model; default: $OMP_NUM_THREADS, else 1 for small "
+                                         "models (the toy) and every physical core for larger ones")
     checkpoint_config: Optional[str] = Field(
         None, description="a diffusers folder with the configs a single-file checkpoint needs when offline")
 

@@ -60,7 +60,7 @@ def describe(strip) -> dict:
     return {"name": strip.name, "channel": strip.channel, "start": int(strip.frame_final_start),
             "length": int(strip.frame_final_duration), "folder": str(folder.resolve()),
             "directory": strip.directory, "files": [e.filename for e in strip.elements],
-            "recorded": {k: strip.get(k) for k in ("latentween_job", "latentween_settings")}}
+            "recorded": {k: strip.get(k) for k in ("latentween_job", "latentween_settings", "latentween_takes")}}
 
 
 def results() -> list[dict]:
@@ -115,7 +115,7 @@ class Recorder:
 def draw_panel() -> list:
     panel_class = addon().panels.SEQUENCER_PT_latentween
     log = []
-    methods = {name: panel_class.__dict__[name] for name in ("draw", "_daemon", "_candidates")}
+    methods = {name: panel_class.__dict__[name] for name in ("draw", "_daemon", "_candidates", "_reroll")}
     stand_in = type("PanelStandIn", (), methods)()
     stand_in.layout = Recorder(log)
     stand_in.draw(bpy.context)

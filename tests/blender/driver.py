@@ -19,6 +19,7 @@ from pathlib import Path
 import bpy
 
 import editor_loop
+import reroll_loop
 from blender_support import (MODULE, ModalStandIn, addon, draw_panel, editor, image, install, morph, preferences,
                              results, running_long_job, select, settings, strips, two_images_with_gap)
 
@@ -162,7 +163,7 @@ def main() -> int:
     bpy.ops.wm.save_as_mainfile(filepath=os.path.join(args.work, "edit.blend"))
     try:
         name = f"scenario_{args.scenario}"
-        result = (globals().get(name) or getattr(editor_loop, name))(args)
+        result = (globals().get(name) or getattr(editor_loop, name, None) or getattr(reroll_loop, name))(args)
     except Exception:
         result = {"exception": traceback.format_exc()}
     Path(args.result).write_text(json.dumps(result, indent=1))

@@ -10,16 +10,26 @@ import logging
 import sys
 from typing import Optional
 
-from latentween import __version__
-from latentween.errors import LatentweenError
+from latentween.threads import set_wait_policy
+
+set_wait_policy()  # before anything imports torch: OpenMP reads it once (latentween.threads)
+
+from latentween import __version__  # noqa: E402
+from latentween.errors import LatentweenError  # noqa: E402
 
 # subcommand -> module under latentween.cli
 COMMANDS = {
     "morph": "latentween.cli.morph",
     "serve": "latentween.cli.serve",
     "submit": "latentween.cli.submit",
+    "jobs": "latentween.cli.jobs",
+    "attach": "latentween.cli.attach",
+    "download": "latentween.cli.download",
+    "cancel": "latentween.cli.cancel",
     "render": "latentween.cli.render",
     "eval": "latentween.cli.eval",
+    "cache": "latentween.cli.cache",
+    "sheet": "latentween.cli.sheet",
 }
 
 

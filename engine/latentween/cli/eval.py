@@ -9,7 +9,7 @@ from latentween.errors import InputError
 
 def register(sub) -> None:
     parser = sub.add_parser("eval", help="compare the interpolation schemes in the toy world",
-                            description="Run every scheme of METHOD.md's table (and the aligned variant) on the same "
+                            description="Run every scheme of docs/method.md's table (and the aligned variant) on the same "
                                         "seeded toy-world pairs; write DIR/report.md, report.json and grid.png.")
     parser.add_argument("--model", default="toy", help="a toy-world model (default: the one shipped, 'toy')")
     parser.add_argument("--pairs", type=int, default=50, help="keyframe pairs (default: 50)")
@@ -63,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
     def progress(name, done, total):
         if sys.stderr.isatty():
             print(f"\r{name}: {done}/{total} pairs", end="" if done < total else "\n", file=sys.stderr)
+        elif done == total or done % max(1, total // 10) == 0:  # a log file gets about ten lines per scheme
+            print(f"{name}: {done}/{total} pairs", file=sys.stderr, flush=True)
 
     report = evaluate(config, args.out, progress=progress)
     for name, s in report["schemes"].items():

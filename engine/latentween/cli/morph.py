@@ -1,12 +1,16 @@
 """`latentween morph A B --frames N --out DIR|FILE|-`: make the in-between frames in this process.
 
-A plain folder gets the engine's own files (frames, manifest, resume state). A video, a pipe, or a
-folder with another --pattern/--start-number or holds is fed in order from a work folder (media.deliver).
+A plain folder gets the engine's own files (frames, manifest, resume state). A video, an animation, a
+pipe, or a folder with another --pattern/--start-number or holds is fed in order from a work folder
+(media.deliver; for a video, animation or pipe it is in the user cache, named by the job, see
+latentween.workcache). Without --seed, a job run before takes the seed of its last run there.
 """
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
+from pathlib import Path
 
 from latentween.cli.options import add_model_arguments, model_from_args
 from latentween.errors import InputError
@@ -21,13 +25,18 @@ def register(sub) -> None:
                         help="the first and the last frame: image files, clip.mp4@FRAME, clip.mov@HH:MM:SS.mmm, "
                              "or - to read from stdin (two PNGs, or raw frames with --size)")
     parser.add_argument("--out", required=True, metavar="DIR|FILE|-",
-                        help="output folder (created if missing), video file (.mp4 .m4v .mov .mkv .webm) or - (raw frames on stdout)")
-    parser.add_argument("--work", metavar="DIR", help="with a video or pipe --out: where the engine's frames are kept for resuming")
+                        help="output folder (created if missing), video file (.mp4 .m4v .mov .mkv .webm), animation "
+                             "(.gif .webp) or - (raw frames on stdout)")
+    parser.add_argument("--work", metavar="DIR", help="with a video, animation or pipe --out: where the engine's frames are "
+                                                      "kept for resuming (default: in the user cache, named by the job; "
+                                                      "`latentween cache clean` removes them)")
     parser.add_argument("--clean", action="store_true", help="delete the work folder after success")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--server", metavar="URL", help="run the job on a latentween daemon (as `latentween submit --out DIR`) "
                                                         "instead of in this process")
     parser.add_argument("--token", help="with --server: the daemon's bearer token (default: $LATENTWEEN_TOKEN)")
+    parser.add_argument("--cancel-on-interrupt", action="store_true",
+                        help="with --server: Ctrl-C cancels the job (default: ask on a terminal, else leave it running)")
     add_model_arguments(parser, MorphSettings, title="job settings")
     add_model_arguments(parser, OutputSettings, title="output")
     add_model_arguments(parser, RuntimeSettings, title="runtime")
@@ -37,19 +46,28 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from latentween.media.read import load_keyframes
     from latentween.morph import run_morph
-    from latentween.progress import ProgressBar
+    from latentween.progress import FrameProgress, ProgressBar
+    from latentween.workcache import reuse_seed
 
     if args.server:
         return _on_daemon(args)
-    settings = model_from_args(MorphSettings, args).with_seed()
+    settings = model_from_args(MorphSettings, args)
     runtime = model_from_args(RuntimeSettings, args)
     output = model_from_args(OutputSettings, args)
+    direct = _engine_folder_is_output(args.out, output)  # refuses an unsupported suffix before any work
     keyframes = load_keyframes(args.keyframes, parse_size(settings.size) if settings.size else None)
-    if not _engine_folder_is_output(args.out, output):
+    if not direct:
         return _deliver(args, keyframes, settings, runtime, output)
-    bar = ProgressBar("morph", enabled=False if args.quiet else None)
+    settings = reuse_seed(settings, keyframes, [Path(args.out)])
+    bar = ProgressBar("morph", enabled=False if args.quiet else None, unit="frame")
+    shown = FrameProgress(bar, args.out, settings.output_count())
+    existed = Path(args.out).exists()
     try:
-        manifest = run_morph(keyframes, args.out, settings, runtime, progress=bar)
+        manifest = run_morph(keyframes, args.out, settings, runtime, progress=shown.progress, on_frame=shown.on_frame)
+    except BaseException:
+        if not existed and not any(Path(args.out).glob("frame_*.png")):
+            shutil.rmtree(args.out, ignore_errors=True)  # a first run that made nothing leaves nothing
+        raise
     finally:
         bar.close()
     frames = len(manifest["frames"])
@@ -59,9 +77,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _engine_folder_is_output(out: str, output: OutputSettings) -> bool:
     """A folder with the engine's own naming and no holds: the engine writes it directly."""
-    from latentween.media.codecs import is_video_path
+    from latentween.media.codecs import output_kind
 
-    if out == "-" or is_video_path(out):
+    if output_kind(out) != "folder":
         return False
     default = OutputSettings()
     if (output.codec, output.crf, output.pix_fmt) != (None, None, None):
@@ -72,11 +90,19 @@ def _engine_folder_is_output(out: str, output: OutputSettings) -> bool:
 
 def _deliver(args, keyframes, settings, runtime, output) -> int:
     """A video, a pipe or a renamed/held sequence: the engine works in a work folder, frames go out in order."""
+    from latentween.media.codecs import output_kind
     from latentween.media.deliver import Segment, deliver_command, morph_timeline, output_format, work_folder
     from latentween.progress import ProgressBar
+    from latentween.workcache import family_seeds, morph_family, reuse_seed, seed_folder
 
     size, alpha, deep = output_format(keyframes, settings.size)
-    folder, temporary = work_folder(args.out, args.work, "morph")
+    if args.work or output_kind(args.out) == "folder":
+        folder, temporary = work_folder(args.out, args.work, "morph")
+        settings = reuse_seed(settings, keyframes, [folder])
+    else:  # named by the job, so another format or a re-run finds the frames
+        family = morph_family(keyframes, settings)
+        settings = reuse_seed(settings, keyframes, family_seeds(family))
+        folder, temporary = seed_folder(family, settings.seed), False
     segment = Segment(keyframes, settings, folder)
     timeline = morph_timeline(segment, output)
     bar = ProgressBar("morph", enabled=False if args.quiet else None)
@@ -86,11 +112,8 @@ def _deliver(args, keyframes, settings, runtime, output) -> int:
 
 
 def _on_daemon(args: argparse.Namespace) -> int:
-    """`morph --server URL`: the same job through the daemon; the frames and manifest land in --out."""
+    """`morph --server URL`: the same job through the daemon, written to --out as in this process."""
     from latentween.cli import submit
-    from latentween.media.codecs import is_video_path
 
-    if args.out == "-" or is_video_path(args.out):
-        raise InputError("with --server, --out must be a folder (the daemon serves videos at GET /v1/jobs/{id}/video)")
     args.wait, args.server_paths = True, False
     return submit.run(args)

@@ -70,9 +70,24 @@ def model_from_args(model: type[BaseModel], args: argparse.Namespace, **fixed: A
         raise InputError(describe_validation_error(exc)) from exc
 
 
+# pydantic's wording for the common mistakes, said as the rest of our errors say things
+_OUR_WORDS = {
+    "greater_than_equal": "must be at least {ge}", "less_than_equal": "must be at most {le}",
+    "greater_than": "must be more than {gt}", "less_than": "must be less than {lt}",
+    "literal_error": "must be one of {expected}", "string_too_long": "must be at most {max_length} characters",
+    "int_parsing": "must be a whole number", "int_from_float": "must be a whole number",
+    "float_parsing": "must be a number", "bool_parsing": "must be true or false",
+}
+
+
 def describe_validation_error(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors():
         where = flag(str(error["loc"][0])) if error.get("loc") else "settings"
-        parts.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
+        words = _OUR_WORDS.get(error["type"])
+        message = words.format(**error.get("ctx") or {}) if words else error["msg"].removeprefix("Value error, ")
+        given = error.get("input")
+        if words and isinstance(given, (int, float, str)) and len(str(given)) <= 40:
+            message += f", got {given!r}" if isinstance(given, str) else f", got {given}"
+        parts.append(f"{where}: {message}")
     return "; ".join(parts)

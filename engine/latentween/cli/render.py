@@ -30,6 +30,15 @@ def register(sub) -> None:
     parser.add_argument("--work", metavar="DIR", help="where the engine's frames are kept for resuming (default: beside --out)")
     parser.add_argument("--clean", action="store_true", help="delete the work folder after a successful render")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    farm = parser.add_argument_group("Ray cluster (docs/farm.md; needs pip install 'latentween[ray]')")
+    farm.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                      help="run the transitions in parallel on a Ray cluster: ADDRESS is auto or HOST:PORT; without "
+                           "it, the cluster this machine belongs to, else a new local one. Same output as without --ray")
+    farm.add_argument("--ray-actors", type=int, default=None, metavar="N",
+                      help="actors, each keeping the model loaded (default: one per GPU of the cluster, else 1)")
+    farm.add_argument("--shared-dir", metavar="DIR", default=None,
+                      help="a folder every Ray node sees at this path: the work folder goes there and actors write "
+                           "frames into it (default: frames travel back as PNG bytes)")
     add_model_arguments(parser, MorphSettings, exclude=MORPH_EXCLUDE, title="job settings")
     add_model_arguments(parser, OutputSettings, exclude=OUTPUT_EXCLUDE, title="output")
     add_model_arguments(parser, RuntimeSettings, title="runtime")
@@ -90,7 +99,11 @@ def run(args: argparse.Namespace) -> int:
     # 2. One size for every transition: --size, or the first keyframe's
     size, alpha, deep = output_format(keyframes, base.size)
     settings = base.model_copy(update={"size": f"{size[0]}x{size[1]}"})
-    root, temporary = work_folder(args.out, args.work, "render")
+    if args.ray is None and (args.ray_actors is not None or args.shared_dir):
+        raise InputError("--ray-actors and --shared-dir go with --ray")
+    if args.ray_actors is not None and args.ray_actors < 1:
+        raise InputError(f"--ray-actors must be at least 1, got {args.ray_actors}")
+    root, temporary = work_folder(args.out, args.shared_dir or args.work, "render")
     segments = [Segment([a, b], settings, root / f"transition_{i:03d}")
                 for i, (a, b) in enumerate(zip(keyframes, keyframes[1:]))]
     timeline = render_timeline(segments, args.hold)
@@ -100,7 +113,30 @@ def run(args: argparse.Namespace) -> int:
     # 3. Render, writing frames in order as they become final
     bar = ProgressBar("render", enabled=False if args.quiet else None)
     progress = RenderProgress(bar, len(segments), len(timeline))
-    print(deliver_command(segments, timeline, args.out, output, root, temporary, args.clean, bar, size=size,
-                          alpha=alpha, deep=deep, runtime=runtime, progress_for=progress.for_transition,
-                          on_write=progress.frame_written), file=sys.stderr)
+    common = dict(size=size, alpha=alpha, deep=deep, runtime=runtime, progress_for=progress.for_transition,
+                  on_write=progress.frame_written)
+    if args.ray is None:
+        print(deliver_command(segments, timeline, args.out, output, root, temporary, args.clean, bar, **common),
+              file=sys.stderr)
+    else:
+        print(_deliver_on_ray(args, segments, timeline, output, root, temporary, bar, common), file=sys.stderr)
     return 0
+
+
+def _deliver_on_ray(args, segments, timeline, output, root, temporary, bar, common) -> str:
+    """deliver_command's contract, the transitions running on the cluster (latentween.farm.render)."""
+    import shutil
+
+    from latentween.farm.render import deliver_on_ray
+    from latentween.media.deliver import finish
+
+    try:
+        deliver_on_ray(segments, timeline, args.out, output, address=args.ray or None, actors=args.ray_actors,
+                       shared=bool(args.shared_dir), **common)
+    except BaseException:
+        if temporary:
+            shutil.rmtree(root, ignore_errors=True)
+        raise
+    finally:
+        bar.close()
+    return finish(args.out, len(timeline), segments[0].settings.seed, root, temporary, args.clean)

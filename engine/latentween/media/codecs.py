@@ -86,6 +86,36 @@ def is_video_path(path: str | Path) -> bool:
     return Path(str(path)).suffix.lower() in CONTAINERS
 
 
+# Media suffixes that mimetypes does not call video/image/audio, or calls something else (.ts: Qt)
+_OTHER_MEDIA = {".mxf", ".ts", ".m2ts", ".mts", ".y4m", ".r3d", ".braw", ".apng", ".exr", ".dpx", ".nut"}
+
+
+def output_kind(out: str | Path) -> str:
+    """What `--out` names: 'pipe' (-), 'video', 'animation' (.gif .webp) or 'folder' (PNG frames).
+
+    A name with a media suffix latentween does not write (.avi, .png, ...) is refused with one line
+    instead of becoming a folder of that name.
+    """
+    import mimetypes
+
+    from latentween.media.animated import ANIMATIONS
+
+    text = str(out)
+    if text == "-":
+        return "pipe"
+    suffix = Path(text).suffix.lower()
+    if suffix in CONTAINERS:
+        return "video"
+    if suffix in ANIMATIONS:
+        return "animation"
+    kind = (mimetypes.guess_type("x" + suffix)[0] or "") if suffix else ""
+    if suffix in _OTHER_MEDIA or kind.split("/")[0] in ("video", "image", "audio"):
+        raise InputError(f"--out {text!r}: {suffix} is not a supported output suffix; use a video "
+                         f"({' '.join(CONTAINERS)}), an animation ({' '.join(ANIMATIONS)}), a folder for PNG "
+                         f"frames, or - for raw frames on stdout")
+    return "folder"
+
+
 def plan_encode(out_path: str | Path, *, alpha: bool, deep: bool, codec: Optional[str] = None,
                 crf: Optional[int] = None, pix_fmt: Optional[str] = None) -> EncodePlan:
     """Resolve `--codec/--crf/--pix-fmt` against the output suffix; one InputError line if they clash."""

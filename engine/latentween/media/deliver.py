@@ -4,8 +4,9 @@ Each morph (one pair of keyframes) runs into its own engine folder, which keeps 
 and manifest: that folder is what makes a re-run resume. The output is fed in order from those
 folders by an OrderedSink while the engine works, so a video grows as the render goes on.
 
-Work folders (`work_folder`): `--work DIR` when given; for a video `film.mp4`, `film.mp4.latentween/`
-beside it; for a folder output, `DIR/.latentween/frames` (morph) or `DIR/.latentween/render`; for a
+Work folders (`work_folder`): `--work DIR` when given; for a video or an animation, a folder in the
+user cache (latentween.workcache; `morph` names it by the job, so another format reuses the frames);
+for a folder output, `DIR/.latentween/frames` (morph) or `DIR/.latentween/render`; for a render to a
 pipe, a temporary folder removed at the end.
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from latentween.images import Keyframe
-from latentween.media.codecs import is_video_path
+from latentween.media.codecs import output_kind
 from latentween.media.ordered import OrderedSink
 from latentween.media.writers import claimed_stdout, open_writer
 from latentween.settings import MorphSettings, OutputSettings, RuntimeSettings, parse_size
@@ -39,15 +40,27 @@ class Segment:
     def count(self) -> int:
         return self.settings.output_count()
 
+    def finished(self) -> bool:
+        """The folder holds this job complete (a re-run or another format): no model is needed."""
+        from latentween.morph import effective_settings, finished_manifest, job_key
+
+        if self.settings.seed is None:
+            return False
+        return finished_manifest(self.folder, job_key(self.keyframes, effective_settings(self.settings)),
+                                 self.count) is not None
+
 
 def work_folder(out: str, work: Optional[str], kind: str) -> tuple[Path, bool]:
     """(folder, temporary): where the engine's folders for `--out` live (module docstring)."""
+    from latentween.workcache import output_work_folder
+
     if work:
         return Path(work), False
-    if out == "-":
+    where = output_kind(out)
+    if where == "pipe":
         return Path(tempfile.mkdtemp(prefix=f"latentween-{kind}-")), True
-    if is_video_path(out):
-        return Path(out).with_name(Path(out).name + ".latentween"), False
+    if where != "folder":
+        return output_work_folder(out, kind), False
     return Path(out) / ".latentween" / ("frames" if kind == "morph" else "render"), False
 
 
@@ -95,8 +108,9 @@ def deliver(segments: Sequence[Segment], timeline: Sequence[Path], out: str, out
     writer = open_writer(out, size, output, alpha=alpha, deep=deep, stdout=stdout)
     sink = OrderedSink(timeline, writer, on_write=on_write)
     try:
-        manager = manager or ModelManager(runtime)  # one model for all segments
         for number, segment in enumerate(segments):
+            if manager is None and not segment.finished():
+                manager = ModelManager(runtime)  # one model for all segments, loaded only if one needs it
             watch = sink.watch(segment.folder, segment.count, progress_for(number) if progress_for else None)
             run_morph(segment.keyframes, segment.folder, segment.settings, runtime, manager=manager,
                       progress=watch.progress, on_frame=watch.on_frame)
@@ -123,7 +137,13 @@ def deliver_command(segments: Sequence[Segment], timeline: Sequence[Path], out: 
         raise
     finally:
         bar.close()
-    return finish(out, len(timeline), segments[0].settings.seed, root, temporary, clean)
+    line = finish(out, len(timeline), segments[0].settings.seed, root, temporary, clean)
+    return line + (pipe_hint(kwargs["size"], output) if out == "-" else "")
+
+
+def pipe_hint(size: tuple[int, int], output: OutputSettings) -> str:
+    """What the reading program needs to know about raw frames, as ffmpeg's input options."""
+    return f"; read them with ffmpeg -f rawvideo -pix_fmt {output.pipe} -s {size[0]}x{size[1]} -r {output.fps} -i -"
 
 
 def finish(out: str, frames: int, seed: int, root: Path, temporary: bool, clean: bool) -> str:

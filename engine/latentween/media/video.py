@@ -47,6 +47,10 @@ class VideoWriter:
         self.bit_depth = 16 if deep else 8
         w, h = size
         self.coded_size = (w + (w % 2 if self.plan.pad_even[0] else 0), h + (h % 2 if self.plan.pad_even[1] else 0))
+        if self.coded_size != size:
+            log.warning("%s: %dx%d frames are padded to %dx%d (%s %s needs even sides); the added edge repeats the "
+                        "last column/row", self.path.name, w, h, *self.coded_size, self.plan.codec.encoder,
+                        self.plan.pix_fmt)
         self.count = 0
         if not self.path.parent.is_dir():
             raise InputError(f"output folder {str(self.path.parent)!r} does not exist")

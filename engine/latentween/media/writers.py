@@ -17,7 +17,7 @@ import numpy as np
 
 from latentween.errors import InputError, LatentweenError
 from latentween.images import encode_png, write_atomic
-from latentween.media.codecs import is_video_path
+from latentween.media.codecs import output_kind
 from latentween.media.frames import PIPE_FORMATS, conform, raw_bytes, read_frame
 
 _PRINTF = re.compile(r"%(0?)(\d*)d")
@@ -118,21 +118,24 @@ class PipeWriter:
 
 def open_writer(out: str, size: tuple[int, int], output, *, alpha: bool = False, deep: bool = False,
                 stdout: Optional[BinaryIO] = None):
-    """A writer for `--out`: '-' (raw pipe to `stdout`), a video file (by suffix) or a folder.
+    """A writer for `--out`: '-' (raw pipe to `stdout`), a video file or an animation (by suffix), or a folder.
 
     `output` is an OutputSettings (fps, codec, crf, pix_fmt, pattern, start_number, pipe).
     """
+    from latentween.media.animated import AnimationWriter
     from latentween.media.video import VideoWriter
 
-    if out == "-":
+    kind = output_kind(out)
+    if kind == "pipe":
         return PipeWriter(stdout if stdout is not None else sys.stdout.buffer, output.pipe)
-    if is_video_path(out):
+    if kind == "video":
         return VideoWriter(out, size, output.rate(), alpha=alpha, deep=deep, codec=output.codec,
                            crf=output.crf, pix_fmt=output.pix_fmt)
-    if Path(out).suffix.lower() in (".avi", ".mxf", ".gif", ".png", ".mpg", ".ts"):
-        raise InputError(f"--out {out!r}: not a supported video suffix (.mp4 .m4v .mov .mkv .webm) nor a folder")
     if output.codec or output.crf is not None or output.pix_fmt:
-        raise InputError("--codec, --crf and --pix-fmt apply to video files; --out names a folder")
+        raise InputError(f"--codec, --crf and --pix-fmt apply to video files; --out names "
+                         f"{'an animation' if kind == 'animation' else 'a folder'}")
+    if kind == "animation":
+        return AnimationWriter(out, size, output.rate(), alpha=alpha)
     return SequenceWriter(out, alpha=alpha, deep=deep, pattern=output.pattern, start_number=output.start_number)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -68,6 +68,19 @@ class ServerConfig(BaseModel):
     isolate: bool = Field(True, description="generate in a worker process, so serving requests never slows it "
                           "(off: in a thread of the daemon)")
     access_log: bool = Field(False, description="log every request (polling clients make this noisy)")
+    executor: Literal["local", "ray"] = Field(
+        "local", description="what runs jobs: local (a worker process) or ray (actors of a Ray cluster, one job per "
+                             "actor at a time; pip install 'latentween[ray]', docs/farm.md)")
+    ray_address: Optional[str] = Field(
+        None, description="with --executor ray: the cluster to join, auto or HOST:PORT (default: the one this machine "
+                          "belongs to, else a new local one)")
+    ray_actors: Optional[int] = Field(None, ge=1, le=4096, description="with --executor ray: actors, each keeping "
+                                      "models loaded (default: one per GPU of the cluster, else 1)")
+    ray_restarts: int = Field(3, ge=0, le=100, description="with --executor ray: times Ray restarts a dead actor and "
+                              "re-runs its job before the job fails")
+    shared_dir: Optional[Path] = Field(
+        None, description="with --executor ray: a folder every Ray node sees at this path; job folders go there and "
+                          "actors read and write them directly (default: files travel through Ray)")
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
 
     @field_validator("state_dir", mode="before")
@@ -108,9 +121,16 @@ class ServerConfig(BaseModel):
     def token_value(self) -> Optional[str]:
         return self.token.get_secret_value() if self.token is not None else None
 
+    @model_validator(mode="after")
+    def _ray_options_need_ray(self) -> "ServerConfig":
+        given = [name for name in ("ray_address", "ray_actors", "shared_dir") if getattr(self, name) is not None]
+        if given and self.executor != "ray":
+            raise ValueError(f"{', '.join('--' + n.replace('_', '-') for n in given)} go with --executor ray")
+        return self
+
     @property
     def jobs_dir(self) -> Path:
-        return self.state_dir / "jobs"
+        return self.shared_dir / "jobs" if self.shared_dir is not None else self.state_dir / "jobs"
 
     @property
     def database(self) -> Path:

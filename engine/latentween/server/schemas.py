@@ -70,6 +70,15 @@ class JobRequest(BaseModel):
                                     description="job settings; an omitted model means the daemon's --model")
 
 
+class RerollRequest(BaseModel):
+    """Body of POST /v1/jobs/{id}/reroll."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    frames: list[int] = Field(min_length=1, max_length=4096, description="generated frames to make again, each "
+                              "with its next take; every other frame is kept as the job made it")
+
+
 class Candidate(BaseModel):
     index: int
     url: str
@@ -85,6 +94,16 @@ class Choice(BaseModel):
 
     frame: int = Field(ge=0, description="the frame being chosen for (must be the awaited one)")
     candidate: int = Field(ge=0, description="index of the kept candidate")
+
+
+class Actor(BaseModel):
+    """What runs jobs: the local worker process, or one Ray actor (its name in `ray list actors`)."""
+
+    name: str
+    pid: Optional[int] = Field(None, description="its process id (a restarted Ray actor gets a new one)")
+    node: Optional[str] = Field(None, description="the Ray node it runs on")
+    state: Literal["starting", "alive", "restarting", "dead"]
+    job: Optional[str] = Field(None, description="id of the job it runs")
 
 
 class Health(BaseModel):
@@ -104,6 +123,8 @@ class Health(BaseModel):
     running: Optional[str] = Field(None, description="id of the job being worked on")
     default_model: str = Field(description="the model a job gets when it names none")
     accepts_paths: bool = Field(description="whether keyframes may be named by server paths (--allow-root given)")
+    executor: Literal["local", "ray"] = Field("local", description="what runs the jobs (serve --executor)")
+    actors: list[Actor] = Field(default_factory=list, description="the worker process, or the Ray actors")
 
 
 class ModelInfo(BaseModel):

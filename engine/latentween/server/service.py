@@ -19,6 +19,7 @@ from typing import Callable, Optional
 from latentween.images import write_atomic
 from latentween.morph import FRAME_PATTERN
 from latentween.server import schemas
+from latentween.server.admission import check_available
 from latentween.server.config import ServerConfig
 from latentween.server.errors import (Conflict, InsufficientStorage, NotFound, QueueFull, Unavailable,
                                       Unprocessable, one_line, quoted)
@@ -79,10 +80,10 @@ class JobService:
             self.store, self._lock_file = open_state_dir(self.config.state_dir, self.config.database)
 
     def start(self) -> None:
-        from latentween.server.worker import ProcessWorker, ThreadWorker
+        from latentween.server.executor import make_executor
 
         self.open()
-        self.worker = ProcessWorker(self) if self.config.isolate else ThreadWorker(self)
+        self.worker = make_executor(self)  # executor.Executor: the local worker, or Ray's actors
         self.worker.start()
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -116,8 +117,10 @@ class JobService:
 
     # -- requests -------------------------------------------------------------------------------
 
-    def submit(self, settings: MorphSettings, load_inputs: Callable[[], list[KeyframeInput]]) -> schemas.Job:
-        """Check the cheap things first (settings, queue), then decode the keyframes, then queue the job."""
+    def submit(self, settings: MorphSettings, load_inputs: Callable[[], list[KeyframeInput]],
+               prepare: Optional[Callable[[Path], None]] = None) -> schemas.Job:
+        """Check the cheap things first (settings, queue), then decode the keyframes, then queue the job;
+        `prepare(job_dir)` fills its folder before the worker can see it (a re-roll: reuse.py)."""
         if "model" not in settings.model_fields_set:
             settings = settings.model_copy(update={"model": self.config.model})
         settings = settings.with_seed()  # fixed now, so a resumed job makes the same frames
@@ -133,6 +136,7 @@ class JobService:
         keyframes = load_inputs()
         if not settings.size:
             check_output_size((keyframes[0].width, keyframes[0].height), settings, self.config)
+        check_available(settings)  # CLIP weights it cannot get: refused now, not failed later (after input errors)
         job = JobRow(id=secrets.token_hex(6), state="queued", settings=settings.model_dump(mode="json"),
                      inputs=[k.info() for k in keyframes], frame_count=settings.output_count(), created=time.time(),
                      progress={"done": 0, "total": 0, "stage": "queued"})
@@ -143,6 +147,8 @@ class JobService:
                     path = self.input_path(job.id, index)
                     path.parent.mkdir(parents=True, exist_ok=True)
                     write_atomic(path, keyframe.data)
+                if prepare is not None:
+                    prepare(self.job_dir(job.id))
             except OSError as exc:
                 shutil.rmtree(self.job_dir(job.id), ignore_errors=True)
                 raise InsufficientStorage(storage_error(exc, "storing the keyframes")) from exc
@@ -274,6 +280,7 @@ class JobService:
         return health(self)
 
     def running(self) -> Optional[str]:
+        """The running job (with several actors, the one taken first)."""
         return next(iter(self._controls), None)
 
     def models(self) -> schemas.Models:

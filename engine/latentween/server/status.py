@@ -25,4 +25,6 @@ def health(service) -> schemas.Health:
     return schemas.Health(status=status, worker=worker, problem=problem, version=__version__, device=service.device,
                           dtype=service.dtype, loaded=list(service.loaded), loading=service.loading,
                           model_error=service.model_error, queue=queued, running=service.running(),
-                          default_model=service.config.model, accepts_paths=bool(service.config.allow_roots))
+                          default_model=service.config.model, accepts_paths=bool(service.config.allow_roots),
+                          executor=service.config.executor,
+                          actors=[schemas.Actor(**a) for a in service.worker.actors()] if service.worker else [])

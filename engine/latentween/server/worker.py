@@ -58,6 +58,7 @@ class Resilient:
     until space is freed: the worker backs off and tries again) and a heartbeat for /v1/health."""
 
     busy = False  # in a job run in this thread: a model load may take minutes without a beat
+    executor = "local"  # executor.Executor.executor (threading.Thread has its own `name`)
 
     def init_health(self) -> None:
         self.beat = time.monotonic()
@@ -121,6 +122,8 @@ class Resilient:
 
 
 class ThreadWorker(Resilient, threading.Thread):
+    """The local executor with isolate off (executor.py)."""
+
     def __init__(self, service):
         from latentween.models import ModelManager
 
@@ -145,6 +148,12 @@ class ThreadWorker(Resilient, threading.Thread):
         if taken is not None:
             self.run_and_finish(*taken, self.execute)
 
+    def actors(self) -> list[dict]:
+        import os
+
+        return [{"name": self.name, "pid": os.getpid(), "node": None, "state": "alive" if self.is_alive() else "dead",
+                 "job": self.service.running()}]
+
     def execute(self, row, control) -> tuple[str, Optional[str]]:
         self.busy = True
         try:
@@ -160,7 +169,8 @@ RETRIES_AFTER_DEATH = 1
 
 
 class ProcessWorker(Resilient, threading.Thread):
-    """The daemon's side of the worker process: sends it jobs, relays its reports to the service."""
+    """The daemon's side of the worker process: sends it jobs, relays its reports to the service. The
+    local executor (executor.py)."""
 
     def __init__(self, service):
         super().__init__(name="latentween-worker-relay", daemon=True)
@@ -206,6 +216,12 @@ class ProcessWorker(Resilient, threading.Thread):
         else:
             self.fatal = None
             self.service.device, self.service.dtype = message[1], message[2]
+
+    def actors(self) -> list[dict]:
+        process = self.process
+        alive = process is not None and process.is_alive()
+        return [{"name": "latentween-worker", "pid": process.pid if process is not None else None, "node": None,
+                 "state": "alive" if alive else "dead", "job": self.service.running()}]
 
     def drain(self) -> None:
         """Reports that come between jobs (the start-up model load)."""

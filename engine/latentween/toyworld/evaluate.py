@@ -240,8 +240,13 @@ def render_markdown(report: dict) -> str:
              f"{c['pairs']} seeded pairs (seed {c['seed']}, centres {c['distance'][0]:.0f}-{c['distance'][1]:.0f} px apart), "
              f"{c['frames']} frames, {c.get('scheduler', 'ddim')} {c['steps']} steps, guidance {c['guidance']}, noise {c['min_noise']}-{c['max_noise']}, "
              f"model `{c['model']}`. True in-between: on-manifold and |lambda - f| <= {TRUE_INBETWEEN}. "
-             f"PPL/PDV: sum/std of adjacent-frame distances (METHOD.md definition (b)) in fitted-parameter px and in "
+             f"PPL/PDV: sum/std of adjacent-frame distances (docs/method.md, definition (b)) in fitted-parameter px and in "
              f"the model's VAE latent space (L2).", "",
+             "Schemes: `ours` is the paper's method with alignment off (`--align none`); `ours-aligned` is what "
+             "`latentween morph` does by default (`--align auto`, which aligns the keyframes by diffusion features when "
+             "no points or people are given); "
+             "`interpolate-only`, `interpolate-denoise`, `did` and `did-no-shared-noise` are the paper's baselines "
+             "(`--scheme`, docs/method.md). Every scheme runs with one candidate.", "",
              "| scheme | on-manifold | true in-between | mean abs(lambda-f) | lambda in [0,1] | nearest keyframe px (median) "
              "| PPL params | PDV params | PPL latent | PDV latent | monotone steps | endpoint max err | UNet evals/frame | s/frame |",
              "|---" * 14 + "|"]
@@ -308,17 +313,24 @@ def plot_samplers(path: Path, samplers: dict) -> None:
 
 
 def write_grid(path: Path, out: Path, schemes: list[str], pairs: int, frames: int) -> None:
-    """One block per pair, one row per scheme (labelled), the frames left to right."""
+    """One block per pair, one row per scheme (labelled with scheme and pair), the frames left to right
+    under a header giving each column's fraction."""
     import cv2
 
-    label_w, size, gap = 150, 64, 6
-    rows = []
+    label_w, size, gap, header_h = 150, 64, 6, 16
+    text = dict(fontFace=cv2.FONT_HERSHEY_SIMPLEX, fontScale=0.4, color=(0, 0, 0), thickness=1, lineType=cv2.LINE_AA)
+    header = np.full((header_h, label_w + frames * size, 3), 255, np.uint8)
+    cv2.putText(header, "fraction", (4, 12), **text)
+    for i in range(frames):
+        cv2.putText(header, f"{i / (frames - 1):.3g}", (label_w + i * size + 4, 12), **text)
+    rows = [header]
     for k in range(pairs):
         for name in schemes:
             folder = out / "runs" / name / f"{k:03d}"
             tiles = [_read_rgb(folder / f"frame_{i:05d}.png") for i in range(frames)]
             label = np.full((size, label_w, 3), 255, np.uint8)
-            cv2.putText(label, name, (4, size // 2 + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+            cv2.putText(label, name, (4, size // 2 - 2), **text)
+            cv2.putText(label, f"pair {k}", (4, size // 2 + 12), **text)
             rows.append(np.concatenate([label] + tiles, axis=1))
         rows.append(np.full((gap, rows[-1].shape[1], 3), 255, np.uint8))
     _write_rgb(path, np.concatenate(rows, axis=0))

@@ -16,7 +16,8 @@ from starlette.exceptions import HTTPException
 from latentween.server import inputs
 from latentween.server.deps import Config, Service
 from latentween.server.errors import ServiceError, Unprocessable, Unsupported, one_line, quoted
-from latentween.server.schemas import FINAL_STATES, Candidates, Choice, Job, JobList, JobRequest, JobState
+from latentween.server.schemas import (FINAL_STATES, Candidates, Choice, Job, JobList, JobRequest, JobState,
+                                       RerollRequest)
 from latentween.server.video import video_file
 from latentween.settings import MorphSettings
 
@@ -182,3 +183,11 @@ def candidate_image(job_id: str, index: int, service: Service) -> FileResponse:
 @router.post("/{job_id}/choose", response_model=Job, responses=ERRORS, summary="keep one candidate and continue")
 def choose(job_id: str, choice: Choice, service: Service) -> Job:
     return service.choose(job_id, choice.frame, choice.candidate)
+
+
+@router.post("/{job_id}/reroll", response_model=Job, status_code=201, responses=ERRORS,
+             summary="a new job: this finished job with the named frames made again (next take), the rest kept")
+def reroll(job_id: str, body: RerollRequest, service: Service) -> Job:
+    from latentween.server.reuse import reroll as make
+
+    return make(service, job_id, body.frames)

@@ -1,0 +1,37 @@
+"""`latentween attach JOB [--out DIR|FILE|-]`: wait for a daemon's job (again) and write its frames."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from latentween.cli.remote import (add_daemon_arguments, add_interrupt_argument, add_output_arguments, client_from,
+                                   deliver_job, output_from, wait)
+from latentween.errors import LatentweenError
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("attach", help="wait for a job on a daemon, with progress, and write its frames",
+                            description="Follow a job that `submit` (or anyone) queued on a daemon until it is done; "
+                                        "with --out, write its frames as morph does.")
+    parser.add_argument("job", metavar="JOB", help="the job's id (`latentween jobs` lists them)")
+    add_daemon_arguments(parser)
+    add_interrupt_argument(parser)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_output_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from latentween.client import DaemonError
+
+    output = output_from(args)
+    client = client_from(args)
+    try:
+        job = wait(client, client.job(args.job), args.quiet, args.cancel_on_interrupt)
+        if args.out:
+            print(deliver_job(client, job, args.out, output, args.work), file=sys.stderr)
+        else:
+            print(f"job {job['id']} is done: {job['frame_count']} frames", file=sys.stderr)
+        return 0
+    except DaemonError as exc:
+        raise LatentweenError(str(exc)) from None
