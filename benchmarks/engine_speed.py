@@ -4,7 +4,9 @@
 
 1. Planned UNet evaluations per in-between frame for the reference's settings and ours (exact
    counts from the plan, no model needed).
-2. The tiny test checkpoint: a 17-frame morph, 50 steps, guidance on, one candidate.
+2. The tiny test checkpoint: a 17-frame morph, 50 steps, guidance on, one candidate; then each model
+   family's tiny checkpoint (SD, SDXL) through `latentween morph` at its default settings, the
+   evaluations per frame read from the manifest.
 3. A randomly initialised SD-1.5-architecture UNet (859.5M parameters) with SD's VAE and a CLIP-L
    text encoder at 256x256 (32x32 latents): a short morph, timed.
 4. --determinism: the SD UNet's forward time at batch 2 and 8 with the previous design's
@@ -38,14 +40,16 @@ def planned_evaluations(frames: int, steps: int, min_noise: float, max_noise: fl
 
 def section_plan() -> None:
     from latentween.plan import reference_candidates
+    from latentween.settings import MorphSettings
 
-    print("## UNet evaluations per in-between frame (from the plan)")
+    steps = MorphSettings().steps
+    print("## UNet evaluations per in-between frame (from the plan, without early pruning)")
     print("| settings | evaluations/frame |")
     print("|---|---|")
     rows = [
         ("reference: 17 frames, 200 steps, 0.30-0.55, 8..3 candidates, guidance", 17, 200, reference_candidates),
-        ("ours default: 17 frames, 50 steps, 0.30-0.55, 8..3 candidates, guidance", 17, 50, reference_candidates),
-        ("ours, --candidates 1: 17 frames, 50 steps, guidance", 17, 50, lambda level: 1),
+        (f"ours: 17 frames, {steps} steps, 0.30-0.55, 8..3 candidates, guidance", 17, steps, reference_candidates),
+        (f"ours, --candidates 1: 17 frames, {steps} steps, guidance", 17, steps, lambda level: 1),
     ]
     for name, frames, steps, cands in rows:
         print(f"| {name} | {planned_evaluations(frames, steps, 0.30, 0.55, cands, True):.1f} |")
@@ -80,17 +84,43 @@ def section_tiny() -> None:
         components = ModelManager().get(tmp)
         pipe = InterpolationPipeline.from_components(components, max_batch=8)
         s, rows, calls = timed_morph(pipe, 64, 17, 50)
-    print("## Tiny checkpoint, 64x64, 17 frames, 50 steps, guidance 7.5, 1 candidate, max_batch 8")
-    print(f"seconds/frame {s:.3f} | UNet evaluations/frame {rows:.1f} | UNet calls (batched forwards)/frame {calls:.1f}")
+        print("## Tiny checkpoint, 64x64, 17 frames, 50 steps, guidance 7.5, 1 candidate, max_batch 8")
+        print(f"seconds/frame {s:.3f} | UNet evaluations/frame {rows:.1f} | UNet calls (batched forwards)/frame {calls:.1f}")
+        print()
+        section_families(Path(tmp))
+
+
+def section_families(tiny: Path) -> None:
+    """Each family's tiny checkpoint at the default settings (CLIP ranking with the tiny CLIP)."""
+    import json
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from conftest import disk_image, write_png
+    from latentween.cli import main
+
+    a = write_png(tiny / "a.png", disk_image((20, 30), (200, 30, 30)))
+    b = write_png(tiny / "b.png", disk_image((44, 34), (30, 30, 200)))
+    print("## Model families at their default settings: 17 frames, 64x64, tiny checkpoints")
+    print("| family | model | evaluations/frame (manifest) | seconds/frame |")
+    print("|---|---|---|---|")
+    for family, model in (("sd", tiny), ("sdxl", tiny / "sdxl")):
+        out = tiny / f"out-{family}"
+        main(["morph", str(a), str(b), "--out", str(out), "--model", str(model), "--frames", "17", "--seed", "1",
+              "--clip-model", str(tiny / "clip"), "--quiet"])
+        manifest = json.loads((out / "manifest.json").read_text())
+        seconds = manifest["timings"]["generate_s"] / 15
+        print(f"| {manifest['model']['family']} | {family} tiny | {manifest['unet']['evaluations_per_frame']} | "
+              f"{seconds:.3f} |")
     print()
 
 
 def sd15_components():
+    """Components of a randomly initialised SD-1.5-architecture model (as the model manager returns them)."""
     import torch
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from latentween.models import configure_determinism
+    from latentween.models import Components, ModelSource, configure_determinism
     from latentween.testing.tiny import _build_tokenizer
 
     torch.manual_seed(0)
@@ -107,15 +137,16 @@ def sd15_components():
     configure_determinism(torch.device("cpu"))
     for m in (unet, vae, text):
         m.eval().requires_grad_(False)
-    return unet, vae, text, tokenizer, scheduler
+    return Components(ModelSource("random SD-1.5 architecture", "folder", ""), unet, vae, text, tokenizer,
+                      dict(scheduler.config), torch.device("cpu"), torch.float32)
 
 
 def section_sd(frames: int, steps: int, max_batch: int) -> None:
     from latentween.pipeline import InterpolationPipeline
 
-    unet, vae, text, tokenizer, scheduler = sd15_components()
-    params = sum(p.numel() for p in unet.parameters()) / 1e6
-    pipe = InterpolationPipeline(unet, vae, text, tokenizer, scheduler, max_batch=max_batch)
+    components = sd15_components()
+    params = sum(p.numel() for p in components.unet.parameters()) / 1e6
+    pipe = InterpolationPipeline.from_components(components, scheduler="ddim", max_batch=max_batch)
     s, rows, calls = timed_morph(pipe, 256, frames, steps)
     print(f"## SD-1.5-architecture UNet ({params:.1f}M parameters, random weights), 256x256, {frames} frames, "
           f"{steps} steps, guidance 7.5, 1 candidate, max_batch {max_batch}")

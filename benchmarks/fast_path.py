@@ -77,14 +77,14 @@ frames, size, candidates = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 import numpy as np, torch
 from engine_speed import sd15_components
 from latentween.pipeline import InterpolationPipeline, InterpolationRequest
-from latentween.schedulers import make_scheduler
 from latentween.morph import candidate_counter
 from latentween.settings import MorphSettings
 import diffusers, transformers
 def rss():
     return int(next(l for l in open("/proc/self/status") if l.startswith("VmRSS")).split()[1]) * 1024
 imported = rss()
-unet, vae, text, tokenizer, ddim = sd15_components()
+components = sd15_components()
+unet, vae, text = components.unet, components.vae, components.text_encoder
 weights = sum(p.numel() * p.element_size() for m in (unet, vae, text) for p in m.parameters())
 spent = {}
 def timed(name, module):
@@ -97,7 +97,7 @@ for name, module in (("unet", unet), ("vae encoder", vae.encoder), ("vae quant",
                      ("vae decoder", vae.decoder), ("vae post-quant", vae.post_quant_conv), ("text encoder", text)):
     timed(name, module)
 d = MorphSettings()
-pipe = InterpolationPipeline(unet, vae, text, tokenizer, make_scheduler(d.scheduler, dict(ddim.config)), max_batch=8)
+pipe = InterpolationPipeline.from_components(components, scheduler=d.scheduler, max_batch=8)
 rng = np.random.default_rng(0)
 images = [rng.random((size, size, 3), dtype=np.float32) for _ in range(2)]
 request = InterpolationRequest(fractions=[i / (frames - 1) for i in range(frames)], seed=0, steps=d.steps,

@@ -43,7 +43,7 @@ class LATENTWEEN_PG_settings(bpy.types.PropertyGroup):
         name="Inversion Steps", default=0, min=0, max=5000,
         description="Textual-inversion steps per keyframe (0 turns it off; 100-500 follow the paper)")
     steps: IntProperty(name="Steps", description="Sampler steps of the full schedule (a frame runs its noise level's share)",
-                       default=25, min=1, max=1000)
+                       default=40, min=1, max=1000)
     min_noise: FloatProperty(name="Min Noise", description="Noise for the closest parents, as a fraction of the schedule",
                              default=0.30, min=0.0, max=1.0, update=_noise_order)
     max_noise: FloatProperty(name="Max Noise", description="Noise for the first midpoint, as a fraction of the schedule",

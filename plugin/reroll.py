@@ -95,7 +95,7 @@ class RerollJob(job.MorphJob):
         pass  # the folder is the strip's, with the previous take in it
 
 
-class RerollTask:
+class RerollTask(task.DaemonTask):
     """What the modal operator ticks, like task.MorphTask; ends with the strip's files replaced."""
 
     _await_choice = task.MorphTask._await_choice
@@ -151,17 +151,6 @@ class RerollTask:
         self._stop_job()
         self.message = "cancelled: another file was opened"
         self._end()
-
-    def _stop_job(self) -> None:
-        try:
-            self.job.cancel()
-        except MorphError:
-            pass
-
-    def _end(self) -> None:
-        self.finished = True
-        if self in task.ACTIVE:
-            task.ACTIVE.remove(self)
 
 
 def describe(frames: list[int]) -> str:

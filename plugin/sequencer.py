@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import struct
@@ -61,8 +62,7 @@ def keyframe_path(strip, at: int) -> str:
         if element is None:
             raise MorphError(f"'{strip.name}' shows nothing at frame {at}")
         return os.path.join(source_file(strip), element.filename)
-    _check_plain(strip)
-    return f"{source_file(strip)}@{movie_frame(at, int(strip.frame_start), strip.animation_offset_start)}"
+    return f"{source_file(strip)}@{_movie_frame(strip, at)}"
 
 
 def keyframe_file(strip, at: int, folder: str) -> str:
@@ -70,15 +70,51 @@ def keyframe_file(strip, at: int, folder: str) -> str:
     the movie's frame rendered by Blender (so any format Blender plays works)."""
     if strip.type == "IMAGE":
         return keyframe_path(strip, at)
-    _check_plain(strip)
-    index = movie_frame(at, int(strip.frame_start), strip.animation_offset_start)
+    index = _movie_frame(strip, at)
     target = os.path.join(folder, f"{_safe(strip.name)}-{index}.png")
     _render_movie_frame(strip, index, target)
     return target
 
 
+def _movie_frame(strip, at: int) -> int:
+    _check_plain(strip)
+    rate, held = _playback(strip)
+    return movie_frame(at, strip.frame_start, strip.animation_offset_start, rate, held)
+
+
+def _playback(strip) -> tuple[float, int]:
+    """Movie frames per timeline frame, and how many movie frames the strip holds (0: not needed).
+
+    Add > Movie plays a movie at its own speed in a scene of another rate (Blender steps the movie
+    by its fps over the scene's), `new_movie` from a script one movie frame per timeline frame; the
+    flag that tells them apart is not in the Python API, but the strip's length on the timeline is."""
+    render = strip.id_data.render
+    scene_fps, media_fps = render.fps / render.fps_base, strip.fps
+    if not media_fps or math.isclose(media_fps, scene_fps, rel_tol=1e-6):
+        return 1.0, 0
+    held = _movie_length(strip) - strip.animation_offset_start - strip.animation_offset_end
+    if held < 1:
+        raise MorphError(f"Blender cannot read the movie of '{strip.name}' ({source_file(strip)})")
+    on_timeline = round(strip.frame_final_end + strip.frame_offset_end - strip.frame_start)
+    return (1.0 if on_timeline == held else media_fps / scene_fps), held
+
+
+def _movie_length(strip) -> int:
+    """Frames in the strip's whole movie, counted as the sequencer counts them.
+
+    The strip's own frame_duration cannot say (4.2 counts it in movie frames, 4.4 and later in
+    timeline frames); a scratch `new_movie` strip plays one movie frame per timeline frame, so its
+    length is the count in every version."""
+    scratch = bpy.data.scenes.new("latentween probe")
+    try:
+        probe = compat.strips(scratch.sequence_editor_create()).new_movie("probe", source_file(strip), 1, 1)
+        return int(probe.frame_duration)
+    finally:
+        bpy.data.scenes.remove(scratch)
+
+
 def _check_plain(strip) -> None:
-    # the frame index arithmetic (and the daemon's path@frame) knows offsets, not speed changes
+    # the frame index arithmetic (and the daemon's path@frame) knows offsets and rates, not retiming
     if len(getattr(strip, "retiming_keys", ())) > 2 or strip.use_reverse_frames or strip.strobe > 1.0:
         raise MorphError(f"'{strip.name}' is retimed, reversed or strobed; latentween reads plain movie strips")
 
@@ -105,7 +141,10 @@ def _render_movie_frame(strip, index: int, target: str) -> None:
         copy = compat.strips(ed).new_movie("keyframe", source_file(strip), 1, 1 - index, fit_method="ORIGINAL")
         copy.colorspace_settings.name = strip.colorspace_settings.name
         copy.stream_index = strip.stream_index
-        result = bpy.ops.render.render(write_still=True, scene=scratch.name)
+        # render.render(scene=...) alone renders at the frame of the context's scene, wherever the
+        # editor's playhead is: with the scratch scene as the context it renders the scratch's frame 1
+        with bpy.context.temp_override(scene=scratch):
+            result = bpy.ops.render.render(write_still=True, scene=scratch.name)
     finally:
         bpy.data.scenes.remove(scratch)
     if "FINISHED" not in result or not os.path.isfile(target):

@@ -17,7 +17,7 @@ from . import candidates, compat, job, preferences, sequencer, timeline
 from .timeline import MorphError
 
 DAEMON_START_TIMEOUT = 300.0  # a first start may load a large model from disk
-ACTIVE: list["MorphTask"] = []  # running tasks, for the panel and the Cancel button
+ACTIVE: list["DaemonTask"] = []  # running tasks, for the panel and the Cancel button
 _keys = itertools.count(1)
 
 
@@ -60,7 +60,22 @@ def start(context, reroll: bool = False) -> "MorphTask":
     return task
 
 
-class MorphTask:
+class DaemonTask:
+    """What every task of the panel does with its daemon job and the ACTIVE list."""
+
+    def _stop_job(self) -> None:
+        try:
+            self.job.cancel()
+        except MorphError:
+            pass  # a daemon gone away has no job to stop; the editor already has the first error
+
+    def _end(self) -> None:
+        self.finished = True
+        if self in ACTIVE:
+            ACTIVE.remove(self)
+
+
+class MorphTask(DaemonTask):
     def __init__(self, scene_name: str, placement: timeline.Placement, client, settings: dict, out_root, name: str):
         self.key = str(next(_keys))  # names the task before the daemon gave its job an id
         self.scene_name = scene_name
@@ -206,17 +221,6 @@ class MorphTask:
         self.job.discard()
         self.message = "cancelled: another file was opened"
         self._end()
-
-    def _stop_job(self) -> None:
-        try:
-            self.job.cancel()
-        except MorphError:
-            pass  # a daemon gone away has no job to stop; the editor already has the first error
-
-    def _end(self) -> None:
-        self.finished = True
-        if self in ACTIVE:
-            ACTIVE.remove(self)
 
     def wait(self, interval: float = 0.25) -> None:
         """Background mode: tick until done; Ctrl-C cancels the daemon job too."""

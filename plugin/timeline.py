@@ -6,6 +6,7 @@ its last visible frame, as Blender's `frame_final_end`.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
@@ -92,12 +93,20 @@ def free_channel(occupied: Iterable[Span], start: int, end: int, lowest: int) ->
     raise MorphError(f"no free channel from {lowest} up for frames {start}-{end - 1}")
 
 
-def movie_frame(at: int, frame_start: int, animation_offset_start: int) -> int:
+def movie_frame(at: int, frame_start: float, animation_offset_start: int, rate: float = 1.0, held: int = 0) -> int:
     """Index in the movie file of the frame a movie strip shows at timeline frame `at`.
 
     `frame_start` is where the strip's uncut content begins (trimming handles move only
-    frame_final_start); a hard split keeps the part before it in `animation_offset_start`."""
-    return at - frame_start + animation_offset_start
+    frame_final_start); a hard split keeps the part before it in `animation_offset_start`, counted
+    in movie frames. `rate` is movie frames per timeline frame: the movie's fps over the scene's for
+    a strip Blender plays at the movie's own speed (what Add > Movie makes), else 1. `held` is how
+    many movie frames the strip holds, 0 when unknown."""
+    # Blender rounds the scaled index half up (round_fl_to_int), then clamps it to the strip's
+    # frames: a 12 fps strip's last timeline frame in a 24 fps scene lands on 29.5 of 0..29
+    index = math.floor((at - frame_start) * rate + 0.5)
+    if held:
+        index = min(index, held - 1)
+    return max(index, 0) + animation_offset_start
 
 
 def stand_ins(keep: Iterable[int], finished: Iterable[int]) -> dict[int, int]:

@@ -69,12 +69,12 @@ def main() -> None:
                   f"{manifest['unet']['evaluations_per_frame']:.1f} UNet evaluations per in-between frame; generated in "
                   f"{seconds:.1f} s on this machine's CPU (2 cores, shared).", ""]
     toy_rows = rows[0][2]["unet"]["evaluations_per_frame"]
-    sd = [("SD 1.5 defaults (dpmpp-2m 25 steps, 8..3 candidates pruned at 40%, guidance)", None),
-          ("SD 1.5 `--candidates 1`", planned_evaluations(17, 25, 0.30, 0.55, lambda level: 1, True)),
+    sd = [("SD 1.5 defaults (dpmpp-2m 40 steps, 8..3 candidates pruned at 30%, guidance)", None),
+          ("SD 1.5 `--candidates 1`", planned_evaluations(17, 40, 0.30, 0.55, lambda level: 1, True)),
           ("SD 1.5 `--preset draft` (8 steps, one candidate)", planned_evaluations(17, 8, 0.30, 0.55, lambda level: 1, True)),
           ("the paper's settings (DDIM 200 steps, 8..3 candidates)",
            planned_evaluations(17, 200, 0.30, 0.55, reference_candidates, True))]
-    sd[0] = (sd[0][0], 56.0)  # measured in the manifest with early pruning (README, Speed); the plan has no pruning
+    sd[0] = (sd[0][0], 77.1)  # measured in the manifest with early pruning (README, Speed); the plan has no pruning
     lines += ["## How long a frame takes: an estimate until measured on a GPU", "",
               "Seconds per in-between frame = UNet evaluations per frame / 2 x published seconds per SD 1.5 "
               "sampler step at 512x512 with guidance (2 evaluations per step). Evaluations come from the manifests "

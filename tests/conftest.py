@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,20 @@ def write_png(path: Path, rgb: np.ndarray) -> Path:
     code = {3: cv2.COLOR_RGB2BGR, 4: cv2.COLOR_RGBA2BGRA}.get(channels)
     cv2.imwrite(str(path), cv2.cvtColor(rgb, code) if code is not None else rgb)
     return path
+
+
+def unloadable_model(folder: Path) -> Path:
+    """A model folder that names its parts and holds none: the daemon admits its jobs like any folder's
+    (it recommends one candidate, so no CLIP is needed) and the worker fails them at once, in one line,
+    without running a model. For tests of the daemon's own machinery."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model_index.json").write_text(json.dumps({
+        "_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"],
+        "text_encoder": ["transformers", "CLIPTextModel"]}))
+    (folder / "latentween.json").write_text(json.dumps({"candidates": 1}))
+    return folder
 
 
 @pytest.fixture(scope="session")
@@ -66,6 +81,29 @@ def keyframe_files(tmp_path_factory) -> tuple[Path, Path]:
     a = write_png(folder / "a.png", disk_image((20, 30), (200, 30, 30)))
     b = write_png(folder / "b.png", disk_image((44, 34), (30, 30, 200)))
     return a, b
+
+
+@pytest.fixture(scope="session")
+def three_keyframes(tmp_path_factory) -> list[Path]:
+    """Keyframes for renders (two transitions)."""
+    folder = tmp_path_factory.mktemp("three-keyframes")
+    return [write_png(folder / f"{name}.png", disk_image(center, color))
+            for name, center, color in (("a", (20, 30), (200, 30, 30)), ("b", (44, 34), (30, 30, 200)),
+                                        ("c", (32, 50), (30, 200, 30)))]
+
+
+@contextmanager
+def daemon_threads():
+    """A daemon's worker in these tests computes with one thread (OMP_NUM_THREADS=1); bit-identity is
+    promised within one environment (docs/determinism.md), so a local run to compare with uses one too."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.fixture

@@ -76,11 +76,20 @@ def daemon(tiny_model, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def movie(daemon) -> Path:
+    return grey_movie(daemon.root / "grey.mp4", 24)
+
+
+@pytest.fixture(scope="module")
+def movie_12fps(daemon) -> Path:
+    """Half the scene's 24 fps: added by hand, each of its frames shows for two timeline frames."""
+    return grey_movie(daemon.root / "grey-12fps.mp4", 12)
+
+
+def grey_movie(path: Path, rate: int) -> Path:
     import av
 
-    path = daemon.root / "grey.mp4"
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=24, options={"crf": "0"})
+        stream = container.add_stream("libx264", rate=rate, options={"crf": "0"})
         stream.width = stream.height = 64
         stream.pix_fmt = "yuv444p"
         for i in range(MOVIE_FRAMES):
@@ -258,6 +267,25 @@ def test_a_movie_frame_is_rendered_by_blender_for_upload(run, client, version):
     assert (strip["channel"], strip["start"], strip["length"]) == (2, 38, 6)
     assert client.job(job_of(strip))["inputs"][0]["source"].endswith("-27.png")
     assert abs(grey(Path(strip["folder"]) / "frame_00000.png") - 27 * LEVEL) <= 2
+
+
+def test_a_movie_playing_at_its_own_rate_is_named_by_the_frame_blender_shows(run, client, movie_12fps):
+    result = run("movie_rate", send_paths=True, rate_movie=movie_12fps)  # at 29: (29 - 21) / 2 + 5, not 13
+    strip = result["strips"][0]
+    assert result["offset"] == 5 and abs(grey(Path(result["shown"])) - 9 * LEVEL) <= 2
+    assert client.job(job_of(strip))["inputs"][0]["source"] == f"{movie_12fps}@9"
+    assert abs(grey(Path(strip["folder"]) / "frame_00000.png") - 9 * LEVEL) <= 2
+
+
+@pytest.mark.parametrize("version", VENVS)
+def test_a_movie_playing_at_its_own_rate_is_rendered_at_the_frame_blender_shows_for_upload(run, client, movie_12fps,
+                                                                                           version):
+    result = run("movie_rate", version, rate_movie=movie_12fps)
+    strip = result["strips"][0]
+    assert (strip["channel"], strip["start"], strip["length"]) == (2, 29, 4)
+    assert abs(grey(Path(result["shown"])) - 9 * LEVEL) <= 2  # Blender's own render of the scene at 29
+    assert client.job(job_of(strip))["inputs"][0]["source"].endswith("-9.png")
+    assert abs(grey(Path(strip["folder"]) / "frame_00000.png") - 9 * LEVEL) <= 2
 
 
 # -- the modal operator ---------------------------------------------------------------------------

@@ -53,6 +53,22 @@ def test_a_movie_frame_counts_from_the_uncut_start_plus_the_split_offset():
     assert _timeline().movie_frame(at=38, frame_start=21, animation_offset_start=10) == 27
 
 
+def test_a_movie_at_its_own_rate_in_another_scene_steps_by_the_rate_rounded_half_up():
+    """The frames Blender 4.2, 4.4 and 5.0 rendered for movies added with Add > Movie to a 24 fps scene."""
+    t = _timeline()
+    assert [t.movie_frame(at, 1, 0, rate=12 / 24) for at in range(1, 8)] == [0, 1, 1, 2, 2, 3, 3]
+    assert [t.movie_frame(at, 1, 0, rate=30 / 24) for at in range(1, 9)] == [0, 1, 3, 4, 5, 6, 8, 9]
+    # split at 12, the right part moved to 21: the offset counts movie frames (11 / 2 rounds to 6)
+    assert t.movie_frame(at=29, frame_start=21, animation_offset_start=6, rate=12 / 24) == 10
+
+
+def test_a_slower_movies_last_timeline_frame_holds_its_last_movie_frame():
+    # 30 frames at 12 fps fill 60 frames at 24; the last, 59 / 2 = 29.5, rounds past the movie's end
+    t = _timeline()
+    assert t.movie_frame(at=60, frame_start=1, animation_offset_start=0, rate=0.5, held=30) == 29
+    assert t.movie_frame(at=70, frame_start=21, animation_offset_start=5, rate=0.5, held=25) == 29
+
+
 def test_unfinished_frames_show_the_nearest_finished_one():
     assert _timeline().stand_ins(range(1, 8), [4]) == {i: 4 for i in (1, 2, 3, 5, 6, 7)}
     assert _timeline().stand_ins(range(1, 8), [2, 4, 6]) == {1: 2, 3: 2, 5: 4, 7: 6}

@@ -138,3 +138,18 @@ def test_a_job_whose_clip_weights_are_missing_offline_is_refused_at_submit_with_
     assert refused.startswith("error: the daemon refused the request (HTTP 422): ")
     assert refused.split(": ", 2)[2] == local.removeprefix("error: ")
     assert not [j for j in Client(daemon.url).jobs() if j["settings"].get("candidates") == 2]
+
+
+def test_a_job_whose_model_the_daemon_cannot_get_is_refused_at_submit_with_morphs_line(
+        daemon, keyframe_files, tmp_path, capsys, monkeypatch):
+    model = "someone/not-downloaded-model"  # (missing folders: tests/test_server_jobs.py)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the daemon was started with it too (conftest)
+    args = ["--model", model, "--frames", "3", "--steps", "4", "--candidates", "1", "--quiet"]
+    assert main(["submit", *map(str, keyframe_files), "--server", daemon.url, *args]) == 2
+    refused = capsys.readouterr().err
+    assert main(["morph", *map(str, keyframe_files), *args, "--out", str(tmp_path / "local")]) == 2
+    local = capsys.readouterr().err
+    assert local.startswith("error: model") and model.rstrip("/") in local and local.count("\n") == 1
+    assert refused.startswith("error: the daemon refused the request (HTTP 422): ")
+    assert refused.split(": ", 2)[2] == local.removeprefix("error: ")
+    assert not [j for j in Client(daemon.url).jobs() if j["settings"].get("model") == model]

@@ -6,11 +6,11 @@ import socket
 import subprocess
 import sys
 import threading
-from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
+from conftest import daemon_threads
 from latentween.cli import main
 from latentween.client import Client, RequestFailed, Unreachable
 from latentween.server.process import DaemonProcess
@@ -85,22 +85,8 @@ def test_the_client_sends_its_token_and_uploads_as_multipart(tmp_path, keyframe_
     assert keyframe_files[0].read_bytes() in seen["body"]
 
 
-@contextmanager
-def daemon_environment():
-    """The daemon's worker runs one thread (OMP_NUM_THREADS=1 above); bit-identity is promised within one
-    environment (docs/determinism.md), so the local run uses one thread too."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def local_morph(tiny_model, keyframe_files, out):
-    with daemon_environment():
+    with daemon_threads():
         return main(["morph", *map(str, keyframe_files), "--out", str(out), "--model", str(tiny_model), *JOB, "--quiet"])
 
 

@@ -24,11 +24,12 @@ def manifest(out):
 # -- textual inversion ----------------------------------------------------------------------------
 
 def test_inversion_lowers_the_loss_on_a_fixed_set_of_draws(pipe, keyframe_arrays):
-    cond, negative = pipe.encode_text(["a red disk", ""])
+    cond, negative = pipe.encode_pair("a red disk", "")
     views = [pipe.encode_images(augmented_views(im, 4, seed=i)) for i, im in enumerate(keyframe_arrays)]
-    result = invert_prompts(pipe.unet, pipe.scheduler, views, cond, negative, steps=30, guidance=7.5, lr=1e-2)
+    result = invert_prompts(pipe.unet, pipe.scheduler, views, cond, negative, steps=30, guidance=7.5, lr=1e-2,
+                            condition=pipe.family.unet_kwargs)
     assert result.loss_after < result.loss_before - 1e-3
-    assert not torch.equal(result.first, result.second), "each keyframe gets its own embedding"
+    assert not torch.equal(result.first.hidden, result.second.hidden), "each keyframe gets its own embedding"
 
 
 def test_augmented_views_start_with_the_image_and_are_seeded(keyframe_arrays):
@@ -62,11 +63,16 @@ def test_frames_get_the_slerp_of_the_keyframes_embeddings(pipe):
     from latentween.plan import PlannedRow
     from latentween.plan import make_plan
 
-    a, b, neg = torch.randn(16, 32), torch.randn(16, 32), torch.randn(16, 32)
+    from latentween.families import Prompt
+
+    # every part of a prompt: the context and (SDXL) the pooled embedding
+    a, b, neg = (Prompt(torch.randn(16, 32), torch.randn(8)) for _ in range(3))
     frame = make_plan(FRACTIONS, 0.3, 0.55)[1][0]  # fraction 0.25
     cond = pipe.frame_conditioning([PlannedRow(frame, 0, 3)], FRACTIONS, (a, b, neg), InterpolationRequest(FRACTIONS, 0))
-    torch.testing.assert_close(cond["cond"][0], slerp(a[None], b[None], 0.25)[0])
-    torch.testing.assert_close(cond["uncond"][0], neg)
+    torch.testing.assert_close(cond["cond"].hidden[0], slerp(a.hidden[None], b.hidden[None], 0.25)[0])
+    torch.testing.assert_close(cond["cond"].pooled[0], slerp(a.pooled[None], b.pooled[None], 0.25)[0])
+    torch.testing.assert_close(cond["uncond"].hidden[0], neg.hidden)
+    torch.testing.assert_close(cond["uncond"].pooled[0], neg.pooled)
 
 
 # -- pose and ControlNet ---------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Output names and work folders (issue 19, points 3 and 7): unknown suffixes are refused, GIF and
-WebP animations are written, work folders live in the user cache, and a finished job written to
-another format never runs the model again."""
+WebP animations are written, work folders live in the user cache, and a finished job (a morph or a
+render) written to another format never runs the model again."""
 import json
 from fractions import Fraction
 
@@ -98,6 +98,24 @@ def test_another_format_of_a_finished_job_reuses_its_frames_without_the_model(ti
     assert len(decoded) == 5 and all(np.array_equal(d, p) for d, p in zip(decoded, pngs))
     seed = json.loads(manifest.read_text())["settings"]["seed"]
     assert capsys.readouterr().err.count(f"(seed {seed})") == 2
+
+
+def test_a_render_to_another_format_reuses_its_frames_and_seed_without_the_model(tiny_model, three_keyframes,
+                                                                                 tmp_path, cache, capsys):
+    def render(out):
+        return main(["render", *map(str, three_keyframes), "--out", str(out), "--model", str(tiny_model),
+                     "--transition", "2", "--steps", "4", "--candidates", "1", "--quiet"])  # no --seed
+
+    assert render(tmp_path / "film.mp4") == 0
+    manifests = sorted((cache / "work" / "render").glob("*/seed-*/transition_*/manifest.json"))
+    assert len(manifests) == 2
+    before = [(m.read_bytes(), m.stat().st_mtime_ns) for m in manifests]
+    assert render(tmp_path / "film.gif") == 0
+    assert [(m.read_bytes(), m.stat().st_mtime_ns) for m in manifests] == before  # the model never ran
+    seed = json.loads(manifests[0].read_text())["settings"]["seed"]
+    assert capsys.readouterr().err.count(f"(seed {seed})") == 2
+    frames, _ = animation_frames(tmp_path / "film.gif")
+    assert len(frames) == 3 + 2 * 2
 
 
 def test_rerunning_a_folder_job_without_a_seed_keeps_its_seed(tiny_model, keyframe_files, tmp_path):

@@ -7,11 +7,10 @@ import os
 import signal
 import threading
 import time
-from contextlib import contextmanager
 
 import pytest
 
-from conftest import disk_image, write_png
+from conftest import daemon_threads
 from latentween.cli import main
 from latentween.client import Client, JobFailed
 from latentween.server.process import DaemonProcess
@@ -19,27 +18,6 @@ from latentween.server.process import DaemonProcess
 # 9 frames, one sample per UNet call: seconds of work, so a kill lands mid-job (as test_server_resume.py)
 SETTINGS = {"frames": 9, "steps": 12, "candidates": 1, "seed": 7}
 RENDER = ["--steps", "4", "--candidates", "1", "--seed", "3", "--quiet", "--transition", "3"]
-
-
-@contextmanager
-def one_thread():
-    """The daemon's worker computes with one thread (OMP_NUM_THREADS=1 below), so the local run does."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def three_keyframes(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("keys")
-    return [write_png(folder / f"{name}.png", disk_image(center, color))
-            for name, center, color in (("a", (20, 30), (200, 30, 30)), ("b", (44, 34), (30, 30, 200)),
-                                        ("c", (32, 50), (30, 200, 30)))]
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +32,7 @@ def local_render(tiny_model, three_keyframes, tmp_path_factory):
 def local_frames(tiny_model, keyframe_files, tmp_path_factory):
     """The daemon's job below as `latentween morph` in this process."""
     out = tmp_path_factory.mktemp("local-morph")
-    with one_thread():
+    with daemon_threads():
         assert main(["morph", *map(str, keyframe_files), "--out", str(out), "--model", str(tiny_model), "--quiet",
                      "--max-batch", "1", *[f"--{k}={v}" for k, v in SETTINGS.items()]]) == 0
     return [(out / f"frame_{i:05d}.png").read_bytes() for i in range(9)]
@@ -98,11 +76,14 @@ def test_render_with_ray_writes_the_same_video_as_render(ray_cluster, tiny_model
     out = tmp_path / "film.mp4"
     assert main(["render", *map(str, three_keyframes), "--out", str(out), "--model", str(tiny_model), *RENDER,
                  "--work", str(tmp_path / "work"), "--ray", ray_cluster, "--ray-actors", "2"]) == 0
-    assert out.read_bytes() == local_render.read_bytes()
-    for transition in ("transition_000", "transition_001"):
+    for transition in ("transition_000", "transition_001"):  # the environment, then frames: a failure says which
+        manifests = [json.loads((root / "work" / transition / "manifest.json").read_text())
+                     for root in (tmp_path, local_render.parent)]
+        assert manifests[0]["reproducibility"] == manifests[1]["reproducibility"]
         for i in range(5):
             name = f"{transition}/frame_{i:05d}.png"
             assert (tmp_path / "work" / name).read_bytes() == (local_render.parent / "work" / name).read_bytes(), name
+    assert out.read_bytes() == local_render.read_bytes()
 
 
 def test_render_with_ray_and_a_shared_dir_writes_the_frames_there(ray_cluster, tiny_model, three_keyframes,
@@ -144,33 +125,54 @@ def test_one_transition_on_two_actors_runs_its_chunks_on_both_and_makes_the_same
     assert actors == {f"render-{os.getpid()}-actor-0", f"render-{os.getpid()}-actor-1"}
 
 
+@pytest.mark.parametrize("whose", ["helper", "owner"])
 def test_an_actor_killed_mid_chunk_is_restarted_and_the_transition_ends_with_identical_frames(
-        ray_cluster, tiny_model, keyframe_files, local_transition, tmp_path):
+        whose, ray_cluster, tiny_model, keyframe_files, local_transition, tmp_path):
     import ray
 
     killed = []
 
     def kill_when_it_runs_a_chunk():
-        # actor-1 only ever runs chunks (actor-0 owns the transition): kill it while it holds one
+        # Either actor may own the transition (the first to start does); both run chunks. Kill the
+        # helper (only its chunk is re-run) or the owner (its whole transition is re-run, resuming
+        # from the frames it made, some of which never travelled to the driver).
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not killed:
-            try:
-                info = ray.get(ray.get_actor(f"render-{os.getpid()}-actor-1", namespace="latentween").info.remote(),
-                               timeout=5)
-            except Exception:
-                time.sleep(0.05)
-                continue
-            if info["chunk"] is not None:
-                os.kill(info["pid"], signal.SIGKILL)
-                killed.append(info["chunk"])
+            for name in (f"render-{os.getpid()}-actor-{i}" for i in range(2)):
+                try:
+                    info = ray.get(ray.get_actor(name, namespace="latentween").info.remote(), timeout=5)
+                except Exception:
+                    continue
+                owner = info["running"] is not None
+                if info["chunk"] is not None and owner == (whose == "owner"):
+                    os.kill(info["pid"], signal.SIGKILL)
+                    killed.append(info["chunk"])
+                    break
             time.sleep(0.02)
 
     killer = threading.Thread(target=kill_when_it_runs_a_chunk, daemon=True)
     killer.start()
     frames, manifest = render_one_transition(tiny_model, keyframe_files, ray_cluster, tmp_path)
     killer.join(timeout=5)
-    assert killed, "the actor must be killed while it runs a chunk"
+    assert killed, f"the {whose} must be killed while it runs a chunk"
     assert frames == local_transition
+
+
+def test_a_job_on_a_daemon_with_two_actors_runs_its_chunks_on_both_and_makes_the_same_frames(
+        ray_cluster, tiny_model, keyframe_files, local_frames, tmp_path):
+    # before the tests of the one-actor daemon below: the cluster's 2 CPUs hold 2 actors at a time
+    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
+    args = ["--model", tiny_model, "--state-dir", tmp_path, "--max-batch", "1", "--executor", "ray",
+            "--ray-address", ray_cluster, "--ray-actors", "2"]
+    with DaemonProcess(args, env=env) as process:
+        process.state = tmp_path
+        client = Client(process.url)
+        job = client.wait(client.submit(keyframe_files, SETTINGS)["id"], interval=0.05)
+        frames = job_frames(process, job["id"])
+    manifest = json.loads((tmp_path / "jobs" / job["id"] / "output" / "manifest.json").read_text())
+    assert frames == local_frames
+    actors = {f.get("actor") for f in manifest["frames"] if f.get("source") == "generated"}
+    assert len(actors) == 2 and all(name.endswith(("-actor-0", "-actor-1")) for name in actors), actors
 
 
 def test_a_job_on_a_ray_actor_makes_the_same_frames_as_a_local_run(daemon, keyframe_files, local_frames):
@@ -230,6 +232,18 @@ def test_files_an_actor_sends_cannot_land_outside_the_drivers_folder(tmp_path):
             receive(tmp_path / "job", {evil: b"x"})
     assert (tmp_path / "job" / "output" / "frame_00001.png").read_bytes() == b"png"
     assert not (tmp_path / "escape.png").exists()
+
+
+def test_a_rerun_sends_the_frames_its_killed_predecessor_left_unsent_and_not_what_the_driver_has(tmp_path):
+    from latentween.farm.files import Shipper, frame_files, receive
+
+    scratch = tmp_path / "scratch"
+    receive(scratch, {"frame_00001.png": b"one"})  # the killed run made 1 and 2, and 2 never travelled
+    receive(scratch, {"frame_00002.png": b"two"})
+    driver_has = {"frame_00001.png": b"one"}
+    receive(scratch, driver_has)  # the re-run starts from what the driver sent
+    shipper = Shipper(scratch, received=driver_has)
+    assert shipper.files(frame_files([1, 2])) == {"frame_00002.png": b"two"}
 
 
 def test_ray_options_without_the_ray_executor_are_refused():

@@ -12,19 +12,10 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import disk_image, write_png
 from latentween.cli import main
 from media_support import decode_all, ffmpeg_peer  # noqa: F401 (fixture)
 
 FAST = ["--steps", "4", "--candidates", "1", "--seed", "3", "--quiet"]
-
-
-@pytest.fixture(scope="module")
-def three_keyframes(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("keys")
-    return [write_png(folder / f"{name}.png", disk_image(center, color))
-            for name, center, color in (("a", (20, 30), (200, 30, 30)), ("b", (44, 34), (30, 30, 200)),
-                                        ("c", (32, 50), (30, 200, 30)))]
 
 
 def render(tiny_model, keys, out, *extra):

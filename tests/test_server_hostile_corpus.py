@@ -12,6 +12,7 @@ import zlib
 import httpx
 import pytest
 
+from conftest import unloadable_model
 from latentween.server.process import DaemonProcess
 
 TOKEN = "corpus-token-0123456789abcdef"
@@ -19,7 +20,6 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 UPLOAD_LIMIT = 300_000
 JSON_LIMIT = 2**20  # the default: the 320 KB long-path body fits under it
 BODY_TIMEOUT = 2
-NOWHERE = "nobody/nothing"  # a hub id that cannot load offline: accepted jobs fail at once, no model runs
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,8 @@ def daemon(keyframe_files, tmp_path_factory):
     (root.parent / "outside.png").write_bytes(keyframe_files[0].read_bytes())
     (root / "link-out.png").symlink_to(root.parent / "outside.png")
     env = dict(os.environ, LATENTWEEN_TOKEN=TOKEN, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
-    args = ["--model", NOWHERE, "--no-preload", "--state-dir", state, "--allow-root", root, "--max-upload-bytes",
+    model = unloadable_model(tmp_path_factory.mktemp("unloadable"))  # accepted jobs fail at once, no model runs
+    args = ["--model", model, "--no-preload", "--state-dir", state, "--allow-root", root, "--max-upload-bytes",
             UPLOAD_LIMIT, "--max-pixels", 1_000_000, "--max-frames", 20, "--max-queue", 2, "--body-timeout", BODY_TIMEOUT]
     with DaemonProcess(args, env=env) as process:
         process.root, process.state = root, state

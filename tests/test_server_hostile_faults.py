@@ -8,6 +8,7 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
+from conftest import unloadable_model
 from latentween.server import ServerConfig, create_app, worker
 from latentween.settings import MorphSettings
 
@@ -39,7 +40,8 @@ def fake(tmp_path_factory):
     """A daemon whose worker thread runs fake jobs: the faults below need no model."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(worker, "execute", fake_execute)
-        client = start(ServerConfig(state_dir=tmp_path_factory.mktemp("state"), preload=False, isolate=False))
+        client = start(ServerConfig(model=str(unloadable_model(tmp_path_factory.mktemp("model"))),
+                                    state_dir=tmp_path_factory.mktemp("state"), preload=False, isolate=False))
         yield client
         client.__exit__(None, None, None)
 
@@ -47,8 +49,9 @@ def fake(tmp_path_factory):
 @pytest.fixture(scope="module")
 def process_daemon(tmp_path_factory):
     """The real worker process, the relay thread in front of it being what died on a full disk. Its model
-    cannot load (offline, tests/conftest.py), so its jobs end at once, failed, with no model to wait for."""
-    client = start(ServerConfig(model="nobody/nothing", state_dir=tmp_path_factory.mktemp("state"), preload=False))
+    cannot load (conftest.unloadable_model), so its jobs end at once, failed, with no model to wait for."""
+    model = unloadable_model(tmp_path_factory.mktemp("unloadable"))
+    client = start(ServerConfig(model=str(model), state_dir=tmp_path_factory.mktemp("state"), preload=False))
     yield client
     client.__exit__(None, None, None)
 
@@ -103,7 +106,7 @@ def one_line_refusal(response, status, words):
 
 def ended_normally(job):
     """Done, or (the worker process's jobs) failed because the model cannot load: never a database error."""
-    return job["state"] == "done" or (job["state"] == "failed" and "nobody/nothing" in job["error"])
+    return job["state"] == "done" or (job["state"] == "failed" and "cannot load model" in job["error"])
 
 
 def test_the_worker_outlives_a_full_disk_and_health_says_so(daemon, keyframe_files, monkeypatch):

@@ -11,6 +11,7 @@ import httpx
 import numpy as np
 import pytest
 
+from conftest import unloadable_model
 from latentween.client import Client, JobFailed, RequestFailed
 from latentween.server.process import DaemonProcess
 
@@ -209,12 +210,21 @@ def test_keyframes_named_by_server_path_are_read_there(daemon, client, keyframe_
 
 
 def test_a_job_that_fails_records_why_and_the_daemon_keeps_serving(daemon, client, keyframe_files):
-    broken = daemon.root / "broken-model"
-    broken.mkdir(exist_ok=True)
+    broken = unloadable_model(daemon.root / "broken-model")  # admitted (it names its parts), fails to load
     with pytest.raises(JobFailed) as failed:
         client.wait(client.submit(keyframe_files, {"frames": 3, "model": str(broken), **FAST})["id"])
-    assert "model_index.json" in failed.value.job["error"] and "\n" not in failed.value.job["error"]
+    assert "cannot load model" in failed.value.job["error"] and "\n" not in failed.value.job["error"]
     assert client.wait(client.submit(keyframe_files, {"frames": 3, **FAST})["id"])["state"] == "done"
+
+
+def test_a_job_whose_model_folder_is_not_a_model_is_refused_at_submit(daemon, client, keyframe_files):
+    empty = daemon.root / "not-a-model"
+    empty.mkdir(exist_ok=True)
+    before = len(client.jobs())
+    with pytest.raises(RequestFailed) as refused:
+        client.submit(keyframe_files, {"frames": 3, "model": str(empty), **FAST})
+    assert refused.value.status == 422 and "model_index.json" in refused.value.detail
+    assert len(client.jobs()) == before
 
 
 def test_health_reports_version_device_models_and_queue(daemon, client, tiny_model):

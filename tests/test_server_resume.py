@@ -1,5 +1,6 @@
 """Nothing lost: a daemon killed with SIGKILL mid-job resumes it with identical frames; a stopped one
-re-queues it; disk-full and model-load failures end up on the job while the daemon keeps serving."""
+re-queues it; disk-full failures end up on the job, and a missing model refuses jobs at submit, while
+the daemon keeps serving."""
 import errno
 import json
 import os
@@ -8,8 +9,9 @@ import sqlite3
 import time
 from pathlib import Path
 
+import pytest
 
-from latentween.client import Client
+from latentween.client import Client, RequestFailed
 from latentween.server.process import DaemonProcess
 
 # 9 frames, one sample per UNet call: several seconds of work, so the kill lands mid-job
@@ -73,7 +75,7 @@ def test_a_stopped_daemon_requeues_its_running_job_and_takes_it_up_after_restart
         assert again["state"] in ("queued", "running") and again["error"] is None and not again["cancel_requested"]
 
 
-def test_a_daemon_whose_model_cannot_load_still_serves_and_says_why(tmp_path, keyframe_files):
+def test_a_daemon_whose_model_is_missing_still_serves_says_why_and_refuses_jobs(tmp_path, keyframe_files):
     missing = tmp_path / "no-such-model"
     with DaemonProcess(["--model", missing, "--state-dir", tmp_path / "state"], env=env()) as daemon:
         client = Client(daemon.url)
@@ -81,9 +83,9 @@ def test_a_daemon_whose_model_cannot_load_still_serves_and_says_why(tmp_path, ke
         while client.health()["model_error"] is None and time.monotonic() < deadline:
             time.sleep(0.05)
         assert "does not exist" in client.health()["model_error"]
-        job = client.submit(keyframe_files, {"frames": 3, "steps": 4, "candidates": 1})
-        failed = _wait_final(client, job["id"])
-        assert failed["state"] == "failed" and "does not exist" in failed["error"]
+        with pytest.raises(RequestFailed) as refused:  # the job would fail: it is refused at once instead
+            client.submit(keyframe_files, {"frames": 3, "steps": 4, "candidates": 1})
+        assert refused.value.status == 422 and "does not exist" in str(refused.value)
 
 
 def _wait_final(client, job_id):

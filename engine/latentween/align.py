@@ -23,7 +23,7 @@ border padding: a latent pulled from outside the frame repeats the edge, never a
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
@@ -87,18 +87,20 @@ class Alignment:
 
 # -- features and matching -----------------------------------------------------------------------------
 
-def decoder_features(unet, latents: torch.Tensor, t: int, context: torch.Tensor, eps: torch.Tensor,
-                     alpha_bar: float, blocks: Sequence[int] = (1, 2)) -> torch.Tensor:
+def decoder_features(unet, latents: torch.Tensor, t: int, context, eps: torch.Tensor, alpha_bar: float,
+                     condition, blocks: Sequence[int] = (1, 2)) -> torch.Tensor:
     """Up-block features of each latent noised to timestep t with the shared noise `eps`, upsampled to
-    the latent's size and concatenated: (B, C, h, w), each block L2-normalised per pixel."""
+    the latent's size and concatenated: (B, C, h, w), each block L2-normalised per pixel. `context`:
+    one prompt per latent (families.Prompt); `condition`: the model family's unet_kwargs."""
     captured: dict[int, torch.Tensor] = {}
     hooks = [unet.up_blocks[i].register_forward_hook(lambda m, a, out, i=i: captured.__setitem__(i, out))
              for i in blocks if i < len(unet.up_blocks)]
     try:
         z_t = alpha_bar**0.5 * latents + (1 - alpha_bar) ** 0.5 * eps
         with torch.inference_mode():
-            unet(z_t.to(unet.dtype), torch.tensor(t, device=latents.device),
-                 encoder_hidden_states=context.to(unet.dtype), return_dict=False)
+            sample = z_t.to(unet.dtype)
+            unet(sample, torch.tensor(t, device=latents.device), return_dict=False,
+                 **condition(context.to(unet.dtype), sample))
     finally:
         for h in hooks:
             h.remove()

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 
 from latentween.align import Matches, change_mask, decoder_features, distinct_mask, estimate_alignment, mutual_matches
 from latentween.errors import InputError
+from latentween.families import Prompt
 from latentween.images import Keyframe, fit_transform
 from latentween.method import frame_generator, randn
 
@@ -53,15 +54,16 @@ def feature_matches(pipe, work: Sequence[np.ndarray], text, settings) -> tuple[M
     latents = pipe.encode_images(work)
     changed = change_mask(latents[0], latents[1])
     if text is None:
-        cond, _ = pipe.encode_text([settings.prompt, settings.negative])
-        context = torch.stack([cond, cond])
+        cond, _ = pipe.encode_pair(settings.prompt, settings.negative)
+        context = Prompt.stack([cond, cond])
     else:
-        context = torch.stack([text[0], text[1]]).to(latents.device)
+        context = Prompt.stack([text[0], text[1]]).to(latents.device)
     timesteps = pipe.scheduler.config.num_train_timesteps
     t = int(FEATURE_NOISE * timesteps)
     alpha_bar = float(pipe.scheduler.alphas_cumprod[t])
     eps = randn(latents.shape[1:], frame_generator(settings.seed or 0, 0.5, 0, "align")).to(latents.device)
-    feats = decoder_features(pipe.unet, latents, t, context, eps[None].expand_as(latents), alpha_bar)
+    feats = decoder_features(pipe.unet, latents, t, context, eps[None].expand_as(latents), alpha_bar,
+                             pipe.family.unet_kwargs)
     stride = 1
     while feats.shape[-1] * feats.shape[-2] // stride**2 > MAX_MATCH_PIXELS:
         stride *= 2

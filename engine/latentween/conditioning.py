@@ -14,7 +14,6 @@ from latentween.images import Keyframe, fit_transform
 from latentween.settings import MorphSettings
 
 log = logging.getLogger("latentween")
-DEFAULT_CONTROLNET = "lllyasviel/control_v11p_sd15_openpose"
 
 
 @dataclass
@@ -32,7 +31,7 @@ def model_fingerprint(components) -> str:
     """Identity of a model's weights for caches: its location plus size and time of its weight files."""
     source = components.source
     path = Path(source.location)
-    files = [path] if path.is_file() else sorted(path.glob("unet/*")) + sorted(path.glob("text_encoder/*"))
+    files = [path] if path.is_file() else sorted(path.glob("unet/*")) + sorted(path.glob("text_encoder*/*"))
     stats = [f"{f.name}:{f.stat().st_size}:{int(f.stat().st_mtime)}" for f in files if f.is_file()]
     return f"{source.kind}:{source.location}:{','.join(stats)}"
 
@@ -76,14 +75,15 @@ def _inverted_text(pipe, components, settings, work, cache, progress, should_can
                     settings.guidance)
     prompts = cache.get(key)
     if prompts is None:
-        cond, negative = pipe.encode_text([settings.prompt, settings.negative])
+        cond, negative = pipe.encode_pair(settings.prompt, settings.negative)
         views = [pipe.encode_images(augmented_views(image, VIEWS, seed=i)) for i, image in enumerate(work)]
         prompts = invert_prompts(pipe.unet, pipe.scheduler, views, cond, negative, steps=settings.invert_steps,
-                                 guidance=settings.guidance, callback=progress, should_cancel=should_cancel)
+                                 guidance=settings.guidance, condition=pipe.family.unet_kwargs, callback=progress,
+                                 should_cancel=should_cancel)
         cache.put(key, prompts)
     report["inversion"] = {"steps": settings.invert_steps, "cached": prompts.cached, "cache_key": key,
                            "loss_before": prompts.loss_before, "loss_after": prompts.loss_after}
-    return tuple(x.to(torch.float32) for x in (prompts.first, prompts.second, prompts.negative))
+    return tuple(p.to(torch.float32) for p in (prompts.first, prompts.second, prompts.negative))
 
 
 def _prepare_pose(cond, pipe, components, manager, settings, keyframes, fitted_rgb, output_size, work_size) -> None:
@@ -109,7 +109,7 @@ def _prepare_pose(cond, pipe, components, manager, settings, keyframes, fitted_r
         log.warning("%s: continuing without pose guidance", why)
         cond.report["pose"]["warning"] = why
         return
-    spec = settings.controlnet or DEFAULT_CONTROLNET
+    spec = settings.controlnet or pipe.family.default_controlnet
     controlnet = manager.controlnet(spec)
     if controlnet.config.cross_attention_dim != components.unet.config.cross_attention_dim:
         raise ModelError(f"ControlNet {spec!r} belongs to another base model (cross-attention width "

@@ -1,7 +1,8 @@
 """Textual inversion of the whole prompt embedding (METHOD.md 3), and its on-disk cache.
 
-Each keyframe gets its own copy of the full (L, D) prompt embedding and both share one negative
-embedding; all three are optimised with Adam (lr 1e-4) so that the guided prediction
+Each keyframe gets its own copy of the full prompt embedding (every part of it: the (L, D) context,
+and for SDXL, whose context holds both encoders' states, the pooled embedding too; families.Prompt)
+and both share one negative embedding; all three are optimised with Adam (lr 1e-4) so that the guided prediction
 eps_hat = eps(z_t; t, neg) + g (eps(z_t; t, c_image) - eps(z_t; t, neg)) matches the noise added to
 lightly augmented views of the image, with t drawn from the middle third of the schedule. The
 guided form is how the negative, shared by both images, gets a gradient at all.
@@ -18,6 +19,8 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 
+from latentween.families import Prompt
+
 INVERSION_LR = 1e-4
 VIEWS = 8  # augmented views encoded once per keyframe; each step draws one
 CACHE_VERSION = 1
@@ -25,11 +28,11 @@ CACHE_VERSION = 1
 
 @dataclass
 class InvertedPrompts:
-    """Prompt embeddings for the first and second keyframe and the shared negative, each (L, D)."""
+    """Prompt embeddings for the first and second keyframe and the shared negative, one prompt each."""
 
-    first: torch.Tensor
-    second: torch.Tensor
-    negative: torch.Tensor
+    first: Prompt
+    second: Prompt
+    negative: Prompt
     loss_before: float = float("nan")
     loss_after: float = float("nan")
     cached: bool = False
@@ -60,9 +63,10 @@ def augmented_views(image: np.ndarray, count: int, seed: int) -> list[np.ndarray
     return [image] + [augment(image, rng) for _ in range(count - 1)]
 
 
-def guided_loss(unet, scheduler, z0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, cond: torch.Tensor,
-                negative: torch.Tensor, guidance: float) -> torch.Tensor:
-    """|| eps_hat(alpha_t z0 + sigma_t eps; t, c, neg) - target ||^2, target eps or v as the model predicts."""
+def guided_loss(unet, scheduler, z0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, cond: Prompt,
+                negative: Prompt, guidance: float, condition) -> torch.Tensor:
+    """|| eps_hat(alpha_t z0 + sigma_t eps; t, c, neg) - target ||^2, target eps or v as the model predicts.
+    cond: one row per z0; `condition`: the family's unet_kwargs."""
     ab = scheduler.alphas_cumprod.to(z0.device)[t].view(-1, 1, 1, 1)
     z_t = ab.sqrt() * z0 + (1 - ab).sqrt() * eps
     if scheduler.config.prediction_type == "v_prediction":
@@ -71,8 +75,9 @@ def guided_loss(unet, scheduler, z0: torch.Tensor, t: torch.Tensor, eps: torch.T
         target = eps
     n = z0.shape[0]
     dtype = unet.dtype
-    out = unet(torch.cat([z_t, z_t]).to(dtype), torch.cat([t, t]),
-               encoder_hidden_states=torch.cat([negative.expand(n, -1, -1), cond]).to(dtype), return_dict=False)[0].float()
+    sample = torch.cat([z_t, z_t]).to(dtype)
+    context = Prompt.cat([negative.repeat(n), cond]).to(dtype)
+    out = unet(sample, torch.cat([t, t]), return_dict=False, **condition(context, sample))[0].float()
     pred = out[:n] + guidance * (out[n:] - out[:n])
     return torch.nn.functional.mse_loss(pred, target)
 
@@ -86,15 +91,16 @@ def _draw(views: Sequence[torch.Tensor], generator: torch.Generator, timesteps: 
     return z0, t, eps
 
 
-def invert_prompts(unet, scheduler, views: Sequence[torch.Tensor], cond: torch.Tensor, negative: torch.Tensor, *,
-                   steps: int, guidance: float, lr: float = INVERSION_LR, seed: int = 0,
+def invert_prompts(unet, scheduler, views: Sequence[torch.Tensor], cond: Prompt, negative: Prompt, *,
+                   steps: int, guidance: float, condition, lr: float = INVERSION_LR, seed: int = 0,
                    callback: Optional[Callable[[dict], None]] = None,
                    should_cancel: Optional[Callable[[], bool]] = None) -> InvertedPrompts:
     """Optimise one prompt embedding per keyframe and a shared negative (module docstring).
 
-    views: per keyframe, a (V, C, h, w) tensor of latents of augmented views. cond, negative: (L, D)
-    starting embeddings (the encoded prompt and negative prompt). The losses before and after are
-    measured on one fixed set of (view, t, noise) draws, so they are comparable.
+    views: per keyframe, a (V, C, h, w) tensor of latents of augmented views. cond, negative: the
+    starting embeddings (the encoded prompt and negative prompt), one prompt each. `condition`: the
+    model family's unet_kwargs. The losses before and after are measured on one fixed set of
+    (view, t, noise) draws, so they are comparable.
     """
     from latentween.errors import Cancelled
 
@@ -102,14 +108,16 @@ def invert_prompts(unet, scheduler, views: Sequence[torch.Tensor], cond: torch.T
     generator = torch.Generator(device="cpu").manual_seed(seed)
     timesteps = scheduler.config.num_train_timesteps
     fixed = [_draw(views, torch.Generator(device="cpu").manual_seed(seed + 1), timesteps) for _ in range(4)]
-    params = [torch.nn.Parameter(x.detach().float().clone()) for x in (cond, cond, negative)]
-    optimizer = torch.optim.Adam(params, lr=lr)
+    params = [p.map(lambda x: torch.nn.Parameter(x.detach().float().clone())) for p in (cond, cond, negative)]
+    optimizer = torch.optim.Adam([x for p in params for x in p.parts().values()], lr=lr)
+
+    def loss_of(z0, t, eps) -> torch.Tensor:
+        return guided_loss(unet, scheduler, z0.to(device), t.to(device), eps.to(device), Prompt.stack(params[:2]),
+                           params[2], guidance, condition)
 
     def fixed_loss() -> float:
         with torch.no_grad():
-            cs = torch.stack(params[:2])
-            return float(np.mean([guided_loss(unet, scheduler, z0.to(device), t.to(device), eps.to(device), cs,
-                                              params[2], guidance).item() for z0, t, eps in fixed]))
+            return float(np.mean([loss_of(*draw).item() for draw in fixed]))
 
     before = fixed_loss()
     losses = []
@@ -117,16 +125,15 @@ def invert_prompts(unet, scheduler, views: Sequence[torch.Tensor], cond: torch.T
         for step in range(steps):
             if should_cancel is not None and should_cancel():
                 raise Cancelled()
-            z0, t, eps = _draw(views, generator, timesteps)
-            loss = guided_loss(unet, scheduler, z0.to(device), t.to(device), eps.to(device),
-                               torch.stack(params[:2]), params[2], guidance)
+            loss = loss_of(*_draw(views, generator, timesteps))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
             if callback is not None:
                 callback({"stage": "inversion", "done": step + 1, "total": steps})
-    return InvertedPrompts(*(p.detach() for p in params), loss_before=before, loss_after=fixed_loss(), losses=losses)
+    return InvertedPrompts(*(p.map(lambda x: x.detach()) for p in params), loss_before=before,
+                           loss_after=fixed_loss(), losses=losses)
 
 
 class EmbeddingCache:
@@ -166,7 +173,8 @@ class EmbeddingCache:
         except Exception:  # a damaged entry is just a miss
             return None
         losses = data["losses"].tolist()
-        return InvertedPrompts(data["first"], data["second"], data["negative"], *losses, cached=True)
+        prompts = [Prompt(data[name], data.get(f"{name}_pooled")) for name in ("first", "second", "negative")]
+        return InvertedPrompts(*prompts, *losses, cached=True)
 
     def put(self, key: str, prompts: InvertedPrompts) -> None:
         from safetensors.torch import save
@@ -174,6 +182,10 @@ class EmbeddingCache:
         from latentween.images import write_atomic
 
         self.folder.mkdir(parents=True, exist_ok=True)
-        tensors = {"first": prompts.first, "second": prompts.second, "negative": prompts.negative,
-                   "losses": torch.tensor([prompts.loss_before, prompts.loss_after])}
+        tensors = {"losses": torch.tensor([prompts.loss_before, prompts.loss_after])}
+        for name in ("first", "second", "negative"):
+            prompt = getattr(prompts, name)
+            tensors[name] = prompt.hidden  # the name SD-family entries had before families
+            if prompt.pooled is not None:
+                tensors[f"{name}_pooled"] = prompt.pooled
         write_atomic(self.path(key), save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}))

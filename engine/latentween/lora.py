@@ -60,12 +60,7 @@ def applied(components, specs: Sequence[str]) -> Iterator[list[dict]]:
     if not specs:
         yield []
         return
-    from diffusers import StableDiffusionPipeline
-
-    # diffusers' LoRA loader lives on pipelines; this one only borrows the loaded components
-    holder = StableDiffusionPipeline(vae=components.vae, text_encoder=components.text_encoder,
-                                     tokenizer=components.tokenizer, unet=components.unet, scheduler=None,
-                                     safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    holder = _holder(components)
     report, names, scales = [], [], []
     try:
         for number, spec in enumerate(specs):
@@ -89,3 +84,18 @@ def applied(components, specs: Sequence[str]) -> Iterator[list[dict]]:
         yield report
     finally:
         holder.unload_lora_weights()
+
+
+def _holder(components):
+    """diffusers' LoRA loader lives on pipelines: the family's pipeline class, borrowing the loaded components."""
+    import diffusers
+
+    from latentween.families import FAMILIES
+
+    parts = dict(vae=components.vae, text_encoder=components.text_encoder, tokenizer=components.tokenizer,
+                 unet=components.unet, scheduler=None)
+    if components.family == "sdxl":
+        parts.update(text_encoder_2=components.text_encoder_2, tokenizer_2=components.tokenizer_2)
+    else:
+        parts.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    return getattr(diffusers, FAMILIES[components.family].pipeline_class)(**parts)

@@ -19,6 +19,7 @@ from typing import Any, Optional
 from urllib.parse import urlparse
 
 from latentween.errors import ModelError
+from latentween.families import FAMILIES, family_of_index, family_of_keys
 from latentween.settings import RuntimeSettings
 
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".bin")
@@ -47,6 +48,9 @@ class Components:
     device: Any
     dtype: Any
     extras: dict = field(default_factory=dict)
+    family: str = "sd"  # latentween.families: sd (1.x/2.x) or sdxl
+    text_encoder_2: Any = None  # SDXL's second encoder (CLIPTextModelWithProjection) and its tokenizer
+    tokenizer_2: Any = None
 
     @property
     def vae_scale_factor(self) -> int:
@@ -193,12 +197,16 @@ def load_components(source: ModelSource, device, dtype, checkpoint_config: Optio
         if isinstance(exc, (LocalEntryNotFoundError, RepositoryNotFoundError)) or "offline" in str(exc).lower():
             raise ModelError(_missing_message(source.spec, _short(exc))) from exc
         raise ModelError(f"cannot load model {source.spec!r}: {_short(exc)}") from exc
-    unet, vae, text_encoder, tokenizer, scheduler_config = parts
-    for module in (unet, vae, text_encoder):
-        module.to(device).eval().requires_grad_(False)
+    for name in ("unet", "vae", "text_encoder", "text_encoder_2"):
+        if parts.get(name) is not None:
+            parts[name].to(device).eval().requires_grad_(False)
+    vae = parts["vae"]
     if vae.dtype == torch.float16 and getattr(vae.config, "force_upcast", False):
         vae.to(torch.float32)
-    return Components(source, unet, vae, text_encoder, tokenizer, dict(scheduler_config), device, dtype)
+    return Components(source, parts["unet"], vae, parts["text_encoder"], parts["tokenizer"],
+                      dict(parts["scheduler_config"]), device, dtype, extras=parts.get("extras", {}),
+                      family=parts["family"], text_encoder_2=parts.get("text_encoder_2"),
+                      tokenizer_2=parts.get("tokenizer_2"))
 
 
 def _quiet_libraries() -> None:
@@ -218,18 +226,24 @@ def _load_pretrained(source: ModelSource, dtype):
     location = source.location
     local_only = source.kind == "folder" or not hub_reachable()
     if source.kind == "hub":
-        _check_hub_model(source.spec, local_only)
+        check_hub_model(source.spec, local_only)
     common = dict(local_files_only=local_only)
     index = _read_model_index(location, local_only)
-    if "text_encoder_2" in index:
-        raise ModelError(f"model {source.spec!r} is an SDXL-style model with two text encoders; only SD 1.x/2.x are supported so far")
-    unet = UNet2DConditionModel.from_pretrained(location, subfolder="unet", torch_dtype=dtype, **common)
-    vae = AutoencoderKL.from_pretrained(location, subfolder="vae", torch_dtype=dtype, **common)
-    text_encoder = CLIPTextModel.from_pretrained(location, subfolder="text_encoder", dtype=dtype, **common)
-    tokenizer = AutoTokenizer.from_pretrained(location, subfolder="tokenizer", **common)
+    parts: dict = {"family": family_of_index(index, source.spec)}
+    parts["unet"] = UNet2DConditionModel.from_pretrained(location, subfolder="unet", torch_dtype=dtype, **common)
+    parts["vae"] = AutoencoderKL.from_pretrained(location, subfolder="vae", torch_dtype=dtype, **common)
+    parts["text_encoder"] = CLIPTextModel.from_pretrained(location, subfolder="text_encoder", dtype=dtype, **common)
+    parts["tokenizer"] = AutoTokenizer.from_pretrained(location, subfolder="tokenizer", **common)
+    if parts["family"] == "sdxl":
+        from transformers import CLIPTextModelWithProjection
+
+        parts["text_encoder_2"] = CLIPTextModelWithProjection.from_pretrained(location, subfolder="text_encoder_2",
+                                                                              dtype=dtype, **common)
+        parts["tokenizer_2"] = AutoTokenizer.from_pretrained(location, subfolder="tokenizer_2", **common)
+        parts["extras"] = {"force_zeros_for_empty_prompt": bool(index.get("force_zeros_for_empty_prompt", True))}
     # the config as written, class name included: a distilled model's folder names its sampler
-    scheduler_config = DDIMScheduler.load_config(location, subfolder="scheduler", **common)
-    return unet, vae, text_encoder, tokenizer, scheduler_config
+    parts["scheduler_config"] = DDIMScheduler.load_config(location, subfolder="scheduler", **common)
+    return parts
 
 
 def _read_model_index(location: str, local_only: bool) -> dict:
@@ -243,7 +257,7 @@ def _read_model_index(location: str, local_only: bool) -> dict:
     return json.loads(path.read_text())
 
 
-def _check_hub_model(spec: str, local_only: bool) -> None:
+def check_hub_model(spec: str, local_only: bool) -> None:
     """Fail with one clear line before diffusers retries every component against an absent hub."""
     from huggingface_hub import try_to_load_from_cache
 
@@ -316,14 +330,18 @@ def load_preview_vae(spec: str, device, dtype):
 
 
 def _load_single_file(source: ModelSource, dtype, checkpoint_config: Optional[str]):
-    from diffusers import StableDiffusionPipeline
+    import diffusers
 
-    kwargs: dict = dict(torch_dtype=dtype, safety_checker=None, feature_extractor=None)
+    family = family_of_keys(_checkpoint_keys(source.location), source.spec)
+    pipeline_class = getattr(diffusers, FAMILIES[family].pipeline_class)
+    kwargs: dict = dict(torch_dtype=dtype)
+    if family == "sd":
+        kwargs.update(safety_checker=None, feature_extractor=None)
     if checkpoint_config:
         kwargs["config"] = checkpoint_config
     kwargs["local_files_only"] = bool(checkpoint_config) or not hub_reachable()
     try:
-        pipe = StableDiffusionPipeline.from_single_file(source.location, **kwargs)
+        pipe = pipeline_class.from_single_file(source.location, **kwargs)
     except Exception as exc:
         if kwargs["local_files_only"] and not checkpoint_config:
             raise ModelError(
@@ -331,8 +349,27 @@ def _load_single_file(source: ModelSource, dtype, checkpoint_config: Optional[st
                 f"cannot be downloaded here ({_short(exc)}); pass --checkpoint-config DIR with a diffusers folder "
                 f"of the same architecture") from exc
         raise
-    scheduler_config = {**pipe.scheduler.config, "_class_name": type(pipe.scheduler).__name__}
-    return pipe.unet, pipe.vae, pipe.text_encoder, pipe.tokenizer, scheduler_config
+    parts = {"family": family, "unet": pipe.unet, "vae": pipe.vae, "text_encoder": pipe.text_encoder,
+             "tokenizer": pipe.tokenizer,
+             "scheduler_config": {**pipe.scheduler.config, "_class_name": type(pipe.scheduler).__name__}}
+    if family == "sdxl":
+        parts.update(text_encoder_2=pipe.text_encoder_2, tokenizer_2=pipe.tokenizer_2,
+                     extras={"force_zeros_for_empty_prompt": bool(pipe.config.get("force_zeros_for_empty_prompt", True))})
+    return parts
+
+
+def _checkpoint_keys(path: str) -> list[str]:
+    """Tensor names of a single-file checkpoint, read from the header (safetensors) without the weights;
+    other formats are pickles, whose names only a full load would tell: they are taken as SD."""
+    if not path.lower().endswith(".safetensors"):
+        return []
+    from safetensors import safe_open
+
+    try:
+        with safe_open(path, framework="pt") as f:
+            return list(f.keys())
+    except Exception as exc:
+        raise ModelError(f"model file {path!r} is not a readable .safetensors checkpoint: {_short(exc)}") from exc
 
 
 class ModelManager:

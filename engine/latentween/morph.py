@@ -391,7 +391,7 @@ def _manifest(keyframes, settings, runtime, components, prepared, wsize, fractio
                     "channels": k.pixels.shape[2], "bit_depth": k.bit_depth} for k in keyframes],
         "settings": settings.model_dump(),
         "runtime": runtime.model_dump(),
-        "model": {"spec": components.source.spec, "kind": components.source.kind,
+        "model": {"spec": components.source.spec, "kind": components.source.kind, "family": components.family,
                   "location": components.source.location, "device": str(components.device),
                   "dtype": str(components.dtype).replace("torch.", ""), "native_size": components.native_size},
         "output": {"width": prepared.size[0], "height": prepared.size[1], "channels": prepared.channels,

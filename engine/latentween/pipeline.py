@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from latentween.errors import Cancelled
+from latentween.families import FAMILIES, Prompt, slerp_prompts
 from latentween.guidance import GuidedDenoiser, UNetCounter
 from latentween.method import add_noise, denoise, frame_generator, noise_interpolate, predicted_clean, randn, slerp
 from latentween.plan import PlannedFrame, PlannedRow, ddim_index, level_chunks, make_plan
@@ -50,10 +51,10 @@ class InterpolationRequest:
     noise_curve: str = "linear"
     scheme: str = "ours"
     candidates: Callable[[int], int] = field(default=lambda level: 1)
-    # Conditioning (METHOD.md 3-4): the keyframes' prompt embeddings and the shared negative, e.g.
-    # from textual inversion (None: encode `prompt`/`negative`); and per frame fraction the ControlNet
-    # input (float (H, W, 3) in [0, 1]) with its scale (None: no ControlNet).
-    text: Optional[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = None
+    # Conditioning (METHOD.md 3-4): the keyframes' prompts and the shared negative (families.Prompt),
+    # e.g. from textual inversion (None: encode `prompt`/`negative`); and per frame fraction the
+    # ControlNet input (float (H, W, 3) in [0, 1]) with its scale (None: no ControlNet).
+    text: Optional[tuple[Prompt, Prompt, Prompt]] = None
     control: Optional[Callable[[float], tuple[np.ndarray, float]]] = None
     # Beyond the paper: the keyframes' displacement field (latentween.align); parents are moved by
     # their share of it before the noise-interpolate-denoise step (scheme "ours" only).
@@ -89,11 +90,11 @@ def first_candidate(frame: PlannedFrame, images: list[np.ndarray]) -> tuple[int,
 
 
 class InterpolationPipeline:
-    """Components in, frames out. `max_batch` bounds the rows of every UNet and VAE call."""
+    """Components in, frames out. `max_batch` bounds the rows of every UNet and VAE call. `family`
+    (latentween.families) encodes prompts and says what the UNet is conditioned with."""
 
-    def __init__(self, unet, vae, text_encoder, tokenizer, scheduler, *, controlnet=None, preview_vae=None,
-                 max_batch: int = 8):
-        self.unet, self.vae, self.text_encoder, self.tokenizer = unet, vae, text_encoder, tokenizer
+    def __init__(self, unet, vae, family, scheduler, *, controlnet=None, preview_vae=None, max_batch: int = 8):
+        self.unet, self.vae, self.family = unet, vae, family
         self.scheduler, self.controlnet, self.preview_vae = scheduler, controlnet, preview_vae
         self.max_batch = max_batch
         self.counter = UNetCounter()
@@ -105,7 +106,7 @@ class InterpolationPipeline:
                         max_batch: int = 8) -> "InterpolationPipeline":
         """`scheduler`: a name of latentween.schedulers.SCHEDULERS, set up over the model's noise schedule."""
         scheduler = make_scheduler(scheduler, components.scheduler_config)
-        return cls(components.unet, components.vae, components.text_encoder, components.tokenizer, scheduler,
+        return cls(components.unet, components.vae, FAMILIES[components.family](components), scheduler,
                    controlnet=controlnet, preview_vae=preview_vae, max_batch=max_batch)
 
     # -- the pieces ---------------------------------------------------------------------------
@@ -147,12 +148,13 @@ class InterpolationPipeline:
         config = self.vae.config
         return (latents - (getattr(config, "shift_factor", None) or 0.0)) * config.scaling_factor
 
-    @torch.inference_mode()
-    def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
-        """Prompt embeddings (N, L, D), padded to the tokenizer's length as the model was trained."""
-        tokens = self.tokenizer(list(texts), padding="max_length", max_length=self.tokenizer.model_max_length,
-                                truncation=True, return_tensors="pt")
-        return self.text_encoder(tokens.input_ids.to(self.device), return_dict=False)[0].float()
+    def encode_text(self, texts: Sequence[str]) -> Prompt:
+        """The prompts' text conditioning, one row each, as the model's family encodes it."""
+        return self.family.encode(texts)
+
+    def encode_pair(self, prompt: str, negative: str) -> tuple[Prompt, Prompt]:
+        """(prompt, negative) as the family conditions on them (SDXL may zero an empty negative)."""
+        return self.family.encode_pair(prompt, negative)
 
     def noise_level(self, k: int, steps: int) -> tuple[int, float, float]:
         """Set the scheduler up to start at DDIM index k (0 = cleanest): its begin position and the
@@ -180,7 +182,7 @@ class InterpolationPipeline:
         schedule = self.schedule(request, done)
         progress = {"done": 0, "total": schedule.total, "stage": "denoising", "levels": len(schedule.plan)}
         trajectories: dict[int, dict[int, torch.Tensor]] = {}  # DID only: frame -> {ddim index: latent}
-        denoiser = GuidedDenoiser(self.unet, request.guidance, self.max_batch, self.counter, self.controlnet)
+        denoiser = self.denoiser(request)
 
         # 4. Each chunk (whole frames): add noise, interpolate, denoise, decode, choose
         for level_number, numbers in enumerate(schedule.todo, start=1):
@@ -210,7 +212,7 @@ class InterpolationPipeline:
             raise ValueError(f"chunk {level}/{number} needs the latents of frames {missing}")
         progress = {"done": 0, "total": (chunk[0].start + 1) * len(chunk), "stage": "denoising",
                     "levels": len(schedule.plan), "level": level}
-        denoiser = GuidedDenoiser(self.unet, request.guidance, self.max_batch, self.counter, self.controlnet)
+        denoiser = self.denoiser(request)
         # 4. The chunk, through the code generate() runs it with
         return list(self._run_chunk(chunk, (level, number), latents, {}, list(request.fractions), text, schedule.plan,
                                     dict(known), denoiser, chooser, request, progress, callback, should_cancel))
@@ -230,9 +232,13 @@ class InterpolationPipeline:
         latents: dict[int, torch.Tensor] = {0: keys[0], len(request.fractions) - 1: keys[1]}
         latents.update({i: z.to(self.device, torch.float32) for i, z in done.items()})
         if request.text is not None:
-            return latents, tuple(x.to(self.device, torch.float32) for x in request.text)
-        cond, negative = self.encode_text([request.prompt, request.negative])
+            return latents, tuple(p.to(self.device, torch.float32) for p in request.text)
+        cond, negative = self.encode_pair(request.prompt, request.negative)
         return latents, (cond, cond, negative)
+
+    def denoiser(self, request: InterpolationRequest) -> GuidedDenoiser:
+        return GuidedDenoiser(self.unet, request.guidance, self.max_batch, self.counter, self.controlnet,
+                              condition=self.family.unet_kwargs)
 
     def schedule(self, request: InterpolationRequest, done=()) -> Schedule:
         """The plan, its fixed chunks and which of them still have frames to make. Needs no model."""
@@ -327,8 +333,7 @@ class InterpolationPipeline:
         negative fixed (METHOD.md 3), and the interpolated pose with its scale (METHOD.md 4)."""
         f = torch.tensor([fractions[r.frame.index] for r in rows], dtype=torch.float64)
         n = len(rows)
-        out = {"cond": slerp(text[0].expand(n, -1, -1), text[1].expand(n, -1, -1), f),
-               "uncond": text[2].expand(n, -1, -1)}
+        out = {"cond": slerp_prompts(text[0].repeat(n), text[1].repeat(n), f), "uncond": text[2].repeat(n)}
         if request.control is not None and self.controlnet is not None:
             per_frame = {r.frame.index: request.control(fractions[r.frame.index]) for r in rows}
             images = [per_frame[r.frame.index][0] for r in rows]

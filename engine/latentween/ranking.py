@@ -30,7 +30,7 @@ class ClipRanker:
                 raise ModelError(f"CLIP model folder {spec!r} has no open_clip_config.json")
         else:
             name, _, pretrained = spec.partition(":")
-            _check_clip_weights(name, pretrained or None, spec)
+            check_clip_weights(name, pretrained or None, spec)
         try:
             model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained or None, device=device)
             tokenizer = open_clip.get_tokenizer(name)
@@ -75,7 +75,7 @@ def clip_chooser(ranker: ClipRanker, positive: str, negative: str) -> Callable:
     return choose
 
 
-def _check_clip_weights(name: str, pretrained: str | None, spec: str) -> None:
+def check_clip_weights(name: str, pretrained: str | None, spec: str) -> None:
     """Fail fast, naming the way out, when a tagged CLIP's weights are neither cached nor downloadable."""
     import open_clip
 

@@ -49,7 +49,7 @@ class MorphSettings(BaseModel):
     scheduler: SchedulerName = Field(
         "auto", description="sampler (diffusers): ddim (the paper's), dpmpp-2m, dpmpp-2m-karras, euler, unipc, lcm, tcd; "
                             "auto: the model's own when it names lcm or tcd, else dpmpp-2m")
-    steps: int = Field(25, ge=1, le=1000, description="sampler steps of the full schedule (the paper: 200-250 DDIM steps); "
+    steps: int = Field(40, ge=1, le=1000, description="sampler steps of the full schedule (the paper: 200-250 DDIM steps); "
                                                      "a frame runs only its noise level's share of them")
     guidance: float = Field(7.5, ge=0.0, le=50.0, description="classifier-free guidance scale (1 turns guidance off)")
     eta: float = Field(0.0, ge=0.0, le=1.0, description="DDIM eta (TCD gamma): 0 is deterministic")
@@ -66,7 +66,7 @@ class MorphSettings(BaseModel):
     pose_scale: float = Field(1.5, ge=0.0, le=5.0, description="ControlNet scale mid-way; 1 at the keyframes (docs/method.md 4)")
     candidates: Optional[int] = Field(None, ge=1, le=64, description="candidates per new frame; default: 8 at level 1, one fewer per level, at least 3; 1 turns ranking off")
     prune_at: Optional[float] = Field(
-        0.4, ge=0.0, le=1.0, description="rank each frame's candidates after this share of its steps on cheap previews "
+        0.3, ge=0.0, le=1.0, description="rank each frame's candidates after this share of its steps on cheap previews "
                                          "and finish only the best --keep (CLIP ranking only); 0 turns pruning off")
     keep: int = Field(1, ge=1, le=64, description="candidates per frame that finish after early ranking")
     preview_vae: Optional[str] = Field(

@@ -43,21 +43,17 @@ def _digest(payload) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def morph_family(keyframes: Sequence[Keyframe], settings: MorphSettings) -> Path:
-    """The cache folder of one morph job's seeds: inputs' content and effective settings, seed left out."""
+def morph_family(keyframes: Sequence[Keyframe], settings: MorphSettings, kind: str = "morph") -> Path:
+    """The cache folder of one job's seeds (a morph, or a render: every keyframe, one settings for all
+    transitions): inputs' content and effective settings, seed left out."""
     from latentween.morph import effective_settings
 
     effective = effective_settings(settings).model_dump(mode="json", exclude={"seed"})
-    return work_root() / "morph" / _digest({"inputs": [k.sha256 for k in keyframes], "settings": effective})
+    return work_root() / kind / _digest({"inputs": [k.sha256 for k in keyframes], "settings": effective})
 
 
 def seed_folder(family: Path, seed: int) -> Path:
     return family / f"seed-{seed}"
-
-
-def output_work_folder(out: str, kind: str) -> Path:
-    """A cache folder for one output path (`latentween render`, whose seeds are its own)."""
-    return work_root() / kind / _digest({"out": os.path.abspath(out)})
 
 
 def reuse_seed(settings: MorphSettings, keyframes: Sequence[Keyframe], folders: Iterable[Path]) -> MorphSettings:

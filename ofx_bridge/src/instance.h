@@ -63,7 +63,7 @@ struct Instance {
 // The settings of one render, read from the parameters at its time.
 struct RenderSettings {
   std::string prompt, negative, url, token;
-  int seed = 0, frames = 0, steps = 50, candidates = 0;
+  int seed = 0, frames = 0, steps = 40, candidates = 0;
   bool pose = false;
 
   // The MorphSettings JSON sent to the daemon; it is also the settings part of the cache key, so

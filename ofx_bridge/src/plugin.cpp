@@ -113,7 +113,7 @@ OfxStatus describe_in_context(OfxImageEffectHandle effect, OfxPropertySetHandle 
   define_int(params, param::kSeed, "Seed", 0, 0, INT_MAX, 100000, "fixes every frame: the same seed gives the same frames");
   define_int(params, param::kFrames, "Frames", 0, 0, kMaxFrames, 240,
              "frames in the morph, both keyframes included; 0: the transition's length in frames, plus one");
-  define_int(params, param::kSteps, "Steps", 50, 1, 1000, 200, "DDIM steps of the full schedule");
+  define_int(params, param::kSteps, "Steps", 40, 1, 1000, 200, "sampler steps of the full schedule (a frame runs its noise level's share)");
   define_int(params, param::kCandidates, "Candidates", 0, 0, 64, 16,
              "candidates ranked per new frame; 0: the daemon's default, 1: no ranking");
   OfxPropertySetHandle pose = define_param(params, kOfxParamTypeBoolean, param::kPose, "Pose guidance",

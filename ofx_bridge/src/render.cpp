@@ -131,7 +131,7 @@ RenderSettings read_settings(const Instance& instance, OfxTime time) {
   s.seed = std::max(0, get_int(instance.seed, time, 0));
   int frames = get_int(instance.frames, time, 0);
   s.frames = frames > 0 ? std::clamp(frames, 2, kMaxFrames) : default_frames(instance);
-  s.steps = std::clamp(get_int(instance.steps, time, 50), 1, 1000);
+  s.steps = std::clamp(get_int(instance.steps, time, 40), 1, 1000);
   s.candidates = std::clamp(get_int(instance.candidates, time, 0), 0, 64);
   s.pose = get_int(instance.pose, time, 0) != 0;
   s.url = get_string(instance.url, time);

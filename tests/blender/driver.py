@@ -1,7 +1,7 @@
 """Runs inside the bpy virtual environment: installs the built extension with Blender's own operator,
 builds a scene, runs one scenario and writes what happened as JSON for tests/test_blender.py.
 
-    python driver.py SCENARIO --zip Z --url U --work DIR --result FILE [--movie M] [--samples DIR]
+    python driver.py SCENARIO --zip Z --url U --work DIR --result FILE [--movie M] [--rate-movie M] [--samples DIR]
 
 BLENDER_USER_RESOURCES must point at a scratch folder (set before Blender starts), so nothing is
 installed into the user's own Blender.
@@ -133,6 +133,55 @@ def scenario_movie(args) -> dict:
     return {**morph(), "strips": results()}
 
 
+def movie_added_by_hand(path: str, channel: int, start: int):
+    """The strip Add > Movie makes: it plays the movie at the movie's own rate in a scene of another
+    (Adjust Playback Rate, on by default), where `new_movie` plays one movie frame per timeline frame."""
+    window = bpy.context.window_manager.windows[0]
+    if hasattr(window.workspace, "sequencer_scene"):  # 5.0 adds to the scene the workspace's sequencer shows
+        window.workspace.sequencer_scene = bpy.context.scene
+    area = window.screen.areas[0]
+    area.type = "SEQUENCE_EDITOR"
+    # the operator's poll wants a sequencer area; a region in the override crashes bpy 5.0.1
+    with bpy.context.temp_override(window=window, area=area):
+        done = bpy.ops.sequencer.movie_strip_add(filepath=path, channel=channel, frame_start=start, sound=False,
+                                                 use_framerate=False)  # the scene keeps its own rate
+    assert done == {"FINISHED"}, done
+    return next(s for s in strips() if s.type == "MOVIE" and s.channel == channel)
+
+
+def rendered(frame: int, target: Path) -> str:
+    """The scene at `frame` as a PNG of the movie's own pixel values: which movie frame Blender shows."""
+    scene = bpy.context.scene
+    render = scene.render
+    render.resolution_x = render.resolution_y = 64
+    render.resolution_percentage = 100
+    render.image_settings.file_format, render.image_settings.color_mode = "PNG", "RGB"
+    render.filepath = str(target)
+    scene.view_settings.view_transform, scene.view_settings.look = "Standard", "None"
+    scene.frame_current = frame
+    assert bpy.ops.render.render(write_still=True) == {"FINISHED"}
+    return str(target)
+
+
+def scenario_movie_rate(args) -> dict:
+    """A 12 fps movie added by hand to a 24 fps scene shows each movie frame for two timeline frames;
+    split, moved and trimmed, then cut to an image."""
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = 24, 1.0
+    movie = movie_added_by_hand(args.rate_movie, 1, 1)
+    right = movie.split(frame=11, split_method="HARD")  # the offset counts movie frames: 10 / 2 = 5
+    strips().remove(movie)
+    right.frame_start = 21
+    right.frame_final_end = 31      # shows movie frames 5..9 at timeline frames 21..30
+    b = image("B", f"{args.samples}/toy_b.png", 1, 31, 10)
+    select(right, b)
+    settings(mode="CUT", frames=4)  # starts at 29: movie frame (29 - 21) / 2 + 5 = 9
+    preferences(send_paths=bool(args.send_paths))
+    # before the result covers frame 29; the playhead stays there, as an editor's would
+    shown = rendered(29, Path(args.work) / "shown-29.png")
+    return {**morph(), "strips": results(), "offset": right.animation_offset_start, "shown": shown}
+
+
 def scenario_spawn(args) -> dict:
     """Nothing answers at the URL: the add-on starts `latentween serve` there and uses it."""
     two_images_with_gap(args)
@@ -152,6 +201,7 @@ def main() -> int:
     parser.add_argument("--result", required=True)
     parser.add_argument("--samples", default=str(Path(__file__).resolve().parents[2] / "samples"))
     parser.add_argument("--movie")
+    parser.add_argument("--rate-movie")
     parser.add_argument("--steps", default="4")
     parser.add_argument("--send-paths", action="store_true")
     parser.add_argument("--serve-command", default="")

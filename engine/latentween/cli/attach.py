@@ -5,8 +5,7 @@ import argparse
 import sys
 
 from latentween.cli.remote import (add_daemon_arguments, add_interrupt_argument, add_output_arguments, client_from,
-                                   deliver_job, output_from, wait)
-from latentween.errors import LatentweenError
+                                   daemon_errors, deliver_job, output_from, wait)
 
 
 def register(sub) -> None:
@@ -22,16 +21,12 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from latentween.client import DaemonError
-
     output = output_from(args)
     client = client_from(args)
-    try:
+    with daemon_errors():
         job = wait(client, client.job(args.job), args.quiet, args.cancel_on_interrupt)
         if args.out:
             print(deliver_job(client, job, args.out, output, args.work), file=sys.stderr)
         else:
             print(f"job {job['id']} is done: {job['frame_count']} frames", file=sys.stderr)
-        return 0
-    except DaemonError as exc:
-        raise LatentweenError(str(exc)) from None
+    return 0

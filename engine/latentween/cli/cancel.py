@@ -4,8 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from latentween.cli.remote import add_daemon_arguments, client_from
-from latentween.errors import LatentweenError
+from latentween.cli.remote import add_daemon_arguments, client_from, daemon_errors
 
 
 def register(sub) -> None:
@@ -17,13 +16,9 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from latentween.client import DaemonError
-
     client = client_from(args)
-    try:
+    with daemon_errors():
         job = client.cancel(args.job)
-    except DaemonError as exc:
-        raise LatentweenError(str(exc)) from None
     done = "cancelled" if job["state"] == "cancelled" else "stops at its next step"
     print(f"job {job['id']} {done}", file=sys.stderr)
     return 0

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from latentween.cli.remote import add_daemon_arguments, add_output_arguments, client_from, deliver_job, output_from
-from latentween.errors import InputError, LatentweenError
+from latentween.cli.remote import (add_daemon_arguments, add_output_arguments, client_from, daemon_errors, deliver_job,
+                                   output_from)
+from latentween.errors import InputError
 
 
 def register(sub) -> None:
@@ -19,18 +20,14 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from latentween.client import DaemonError
-
     if not args.out:
         raise InputError("download needs --out DIR|FILE|-")
     output = output_from(args)
     client = client_from(args)
-    try:
+    with daemon_errors():
         job = client.job(args.job)
         if job["state"] != "done":
             raise InputError(f"job {args.job} is {job['state']}, not done: `latentween attach {args.job} --out ...` "
                              f"waits for it")
         print(deliver_job(client, job, args.out, output, args.work), file=sys.stderr)
-        return 0
-    except DaemonError as exc:
-        raise LatentweenError(str(exc)) from None
+    return 0

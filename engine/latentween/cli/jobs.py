@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from latentween.cli.remote import add_daemon_arguments, client_from
-from latentween.errors import LatentweenError
+from latentween.cli.remote import add_daemon_arguments, client_from, daemon_errors
 
 STATES = ("queued", "running", "awaiting-choice", "done", "failed", "cancelled")
 
@@ -17,13 +16,9 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from latentween.client import DaemonError
-
     client = client_from(args)
-    try:
+    with daemon_errors():
         jobs = client.jobs(args.state)
-    except DaemonError as exc:
-        raise LatentweenError(str(exc)) from None
     for job in jobs:
         inputs = " ".join(i.get("source", "?") for i in job.get("inputs") or [])
         frames = f"{len(job.get('frames') or [])}/{job['frame_count']}"

@@ -90,23 +90,15 @@ def _engine_folder_is_output(out: str, output: OutputSettings) -> bool:
 
 def _deliver(args, keyframes, settings, runtime, output) -> int:
     """A video, a pipe or a renamed/held sequence: the engine works in a work folder, frames go out in order."""
-    from latentween.media.codecs import output_kind
-    from latentween.media.deliver import Segment, deliver_command, morph_timeline, output_format, work_folder
+    from latentween.media.deliver import Segment, deliver_command, job_folder, morph_timeline, output_format
     from latentween.progress import ProgressBar
-    from latentween.workcache import family_seeds, morph_family, reuse_seed, seed_folder
 
     size, alpha, deep = output_format(keyframes, settings.size)
-    if args.work or output_kind(args.out) == "folder":
-        folder, temporary = work_folder(args.out, args.work, "morph")
-        settings = reuse_seed(settings, keyframes, [folder])
-    else:  # named by the job, so another format or a re-run finds the frames
-        family = morph_family(keyframes, settings)
-        settings = reuse_seed(settings, keyframes, family_seeds(family))
-        folder, temporary = seed_folder(family, settings.seed), False
+    folder, settings = job_folder(args.out, args.work, "morph", keyframes, settings)
     segment = Segment(keyframes, settings, folder)
     timeline = morph_timeline(segment, output)
     bar = ProgressBar("morph", enabled=False if args.quiet else None)
-    print(deliver_command([segment], timeline, args.out, output, folder, temporary, args.clean, bar, size=size,
+    print(deliver_command([segment], timeline, args.out, output, folder, args.clean, bar, size=size,
                           alpha=alpha, deep=deep, runtime=runtime, progress_for=lambda _: bar), file=sys.stderr)
     return 0
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -36,6 +37,18 @@ def add_output_arguments(parser: argparse.ArgumentParser, work: bool = True) -> 
 def add_interrupt_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cancel-on-interrupt", action="store_true",
                         help="Ctrl-C while waiting cancels the job (default: ask on a terminal, else leave it running)")
+
+
+@contextmanager
+def daemon_errors():
+    """A daemon's refusal, or a daemon that is not there, as the CLI's one-line error."""
+    from latentween.client import DaemonError
+    from latentween.errors import LatentweenError
+
+    try:
+        yield
+    except DaemonError as exc:
+        raise LatentweenError(str(exc)) from None
 
 
 def client_from(args: argparse.Namespace):

@@ -2,8 +2,9 @@
 
 K keyframes give K*hold + (K-1)*transition frames: each keyframe is shown for `hold` frames, and each
 pair of neighbours gets `transition` in-between frames. Keyframes may be image files or video@frame;
-the output is a folder (PNG sequence), a video file (codec from the suffix) or '-' (raw pipe).
-Re-running the same command resumes from the frames already on disk.
+the output is a folder (PNG sequence), a video file (codec from the suffix), an animation or '-' (raw
+pipe). Re-running the same command resumes from the frames already on disk, and the same render to
+another format reuses them: without --seed, a render run before takes the seed of its last run.
 """
 from __future__ import annotations
 
@@ -27,7 +28,9 @@ def register(sub) -> None:
                         help="folder (PNG sequence), video file (.mp4 .m4v .mov .mkv .webm) or - (raw frames on stdout)")
     parser.add_argument("--transition", type=int, default=16, metavar="FRAMES", help="in-between frames per transition (default: 16)")
     parser.add_argument("--hold", type=int, default=1, metavar="FRAMES", help="frames each keyframe is shown (default: 1)")
-    parser.add_argument("--work", metavar="DIR", help="where the engine's frames are kept for resuming (default: beside --out)")
+    parser.add_argument("--work", metavar="DIR", help="where the engine's frames are kept for resuming (default: DIR/.latentween "
+                                                      "for a folder --out, else in the user cache, named by the job; "
+                                                      "`latentween cache clean` removes them)")
     parser.add_argument("--clean", action="store_true", help="delete the work folder after a successful render")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     farm = parser.add_argument_group("Ray cluster (docs/farm.md; needs pip install 'latentween[ray]')")
@@ -74,7 +77,7 @@ class RenderProgress:
 
 
 def run(args: argparse.Namespace) -> int:
-    from latentween.media.deliver import Segment, deliver_command, output_format, render_timeline, work_folder
+    from latentween.media.deliver import Segment, deliver_command, job_folder, output_format, render_timeline
     from latentween.media.read import load_keyframes
     from latentween.progress import ProgressBar
     from latentween.settings import parse_size
@@ -86,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--transition must be within 1..{MAX_FRAMES - 2}, got {args.transition}")
     if not 0 <= args.hold <= MAX_FRAMES:
         raise InputError(f"--hold must be within 0..{MAX_FRAMES}, got {args.hold}")
-    base = model_from_args(MorphSettings, args, frames=args.transition + 2).with_seed()
+    base = model_from_args(MorphSettings, args, frames=args.transition + 2)
     # Files naming points of one pair of keyframes cannot serve every transition of a render.
     if getattr(base, "pose", "none") not in ("none", "auto"):
         raise InputError("--pose with files names one pair of keyframes: render takes --pose auto or none")
@@ -103,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--ray-actors and --shared-dir go with --ray")
     if args.ray_actors is not None and args.ray_actors < 1:
         raise InputError(f"--ray-actors must be at least 1, got {args.ray_actors}")
-    root, temporary = work_folder(args.out, args.shared_dir or args.work, "render")
+    root, settings = job_folder(args.out, args.shared_dir or args.work, "render", keyframes, settings)
     segments = [Segment([a, b], settings, root / f"transition_{i:03d}")
                 for i, (a, b) in enumerate(zip(keyframes, keyframes[1:]))]
     timeline = render_timeline(segments, args.hold)
@@ -115,28 +118,10 @@ def run(args: argparse.Namespace) -> int:
     progress = RenderProgress(bar, len(segments), len(timeline))
     common = dict(size=size, alpha=alpha, deep=deep, runtime=runtime, progress_for=progress.for_transition,
                   on_write=progress.frame_written)
-    if args.ray is None:
-        print(deliver_command(segments, timeline, args.out, output, root, temporary, args.clean, bar, **common),
-              file=sys.stderr)
-    else:
-        print(_deliver_on_ray(args, segments, timeline, output, root, temporary, bar, common), file=sys.stderr)
+    if args.ray is not None:
+        from latentween.farm.render import deliver_on_ray
+
+        common.update(via=deliver_on_ray, address=args.ray or None, actors=args.ray_actors, shared=bool(args.shared_dir))
+    print(deliver_command(segments, timeline, args.out, output, root, args.clean, bar, **common),
+          file=sys.stderr)
     return 0
-
-
-def _deliver_on_ray(args, segments, timeline, output, root, temporary, bar, common) -> str:
-    """deliver_command's contract, the transitions running on the cluster (latentween.farm.render)."""
-    import shutil
-
-    from latentween.farm.render import deliver_on_ray
-    from latentween.media.deliver import finish
-
-    try:
-        deliver_on_ray(segments, timeline, args.out, output, address=args.ray or None, actors=args.ray_actors,
-                       shared=bool(args.shared_dir), **common)
-    except BaseException:
-        if temporary:
-            shutil.rmtree(root, ignore_errors=True)
-        raise
-    finally:
-        bar.close()
-    return finish(args.out, len(timeline), segments[0].settings.seed, root, temporary, args.clean)

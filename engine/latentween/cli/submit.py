@@ -11,8 +11,7 @@ import sys
 
 from latentween.cli.options import add_model_arguments, model_from_args
 from latentween.cli.remote import (add_daemon_arguments, add_interrupt_argument, add_output_arguments, client_from,
-                                   deliver_job, output_from, running_copy, wait)
-from latentween.errors import LatentweenError
+                                   daemon_errors, deliver_job, output_from, running_copy, wait)
 from latentween.settings import MorphSettings
 
 
@@ -35,12 +34,10 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from latentween.client import DaemonError
-
     typed = model_from_args(MorphSettings, args).model_dump(mode="json", exclude_unset=True)
     output = output_from(args)
     client = client_from(args)
-    try:
+    with daemon_errors():
         job = running_copy(client, args.keyframes, typed, args.server_paths)
         if job is not None:
             print(f"attached to job {job['id']}, the same job already {job['state']} on {client.url}", file=sys.stderr)
@@ -57,6 +54,4 @@ def run(args: argparse.Namespace) -> int:
             print(deliver_job(client, job, args.out, output, getattr(args, "work", None)), file=sys.stderr)
         else:
             print(job["id"])
-        return 0
-    except DaemonError as exc:
-        raise LatentweenError(str(exc)) from None
+    return 0

@@ -32,12 +32,13 @@ class Shipper:
     # final sweep (rest) sends the last one.
     MANIFEST_EVERY_S = 2.0
 
-    def __init__(self, root: Path, exclude: tuple[str, ...] = ()):
-        """Files already in `root` (what the driver sent to resume from) count as sent."""
+    def __init__(self, root: Path, received: Iterable[str] = (), exclude: tuple[str, ...] = ()):
+        """`received`: the files the driver sent to resume from, which it has. Anything else in `root`
+        was left by an earlier run on this node that died before its files travelled: it is sent."""
         self.root = Path(root)
         self.exclude = exclude
         self.sent: dict[str, tuple[int, int]] = {}
-        for rel in self._listing():
+        for rel in received:
             stat = (self.root / rel).stat()
             self.sent[rel] = (stat.st_mtime_ns, stat.st_size)
         self.manifest_sent = 0.0

@@ -41,7 +41,7 @@ def deliver_on_ray(segments: Sequence, timeline: Sequence[Path], out: str, outpu
                    on_write: Optional[Callable[[int], None]] = None, stdout=None, threads: Optional[int] = None):
     """media.deliver's contract (frames of `timeline` to `out` in order; the partial output removed on
     failure), with the segments run on the cluster at `address`."""
-    from latentween.media.ordered import OrderedSink
+    from latentween.media.deliver import write_in_order
     from latentween.media.writers import claimed_stdout, open_writer
 
     if out == "-" and stdout is None:
@@ -59,9 +59,8 @@ def deliver_on_ray(segments: Sequence, timeline: Sequence[Path], out: str, outpu
     names = [f"render-{os.getpid()}-actor-{i}" for i in range(count)]
     pool = start_actors(names, runtime.model_dump(), restarts=restarts, threads=threads,
                         gpus=ray.cluster_resources().get("GPU", 0) > 0)
-    writer = open_writer(out, size, output, alpha=alpha, deep=deep, stdout=stdout)
-    sink = OrderedSink(timeline, writer, on_write=on_write)
-    try:
+
+    def produce(sink) -> None:
         watches = [sink.watch(s.folder, s.count, progress_for(n) if progress_for else None)
                    for n, s in enumerate(segments)]
         # Every transition goes out, finished ones too: whether a folder holds this very job is run_morph's
@@ -70,12 +69,10 @@ def deliver_on_ray(segments: Sequence, timeline: Sequence[Path], out: str, outpu
         for segment in segments:
             segment.folder.mkdir(parents=True, exist_ok=True)
         run_all(ray, pool, names, segments, watches, list(range(len(segments))), shared)
-        if not sink.complete:
-            raise RuntimeError(f"only {sink.position} of {len(sink.timeline)} frames became final")
-        return writer.close()
-    except BaseException:
-        writer.abort()
-        raise
+
+    try:
+        return write_in_order(open_writer(out, size, output, alpha=alpha, deep=deep, stdout=stdout), timeline,
+                              on_write, produce)
     finally:
         for actor in pool:
             ray.kill(actor)

@@ -23,10 +23,11 @@ def run(actor, channel, payload: dict) -> dict:
 
     shared = payload["shared"]
     folder = Path(payload["dir"]) if shared else scratch_dir(payload["key"])
+    shipper = None
     if not shared:
         folder.mkdir(parents=True, exist_ok=True)
         receive(folder, payload.get("files") or {})
-    shipper = None if shared else Shipper(folder)
+        shipper = Shipper(folder, received=payload.get("files") or {})
     started = [False]
 
     def send_frames(indices: list[int]) -> None:

@@ -4,14 +4,13 @@ Each morph (one pair of keyframes) runs into its own engine folder, which keeps 
 and manifest: that folder is what makes a re-run resume. The output is fed in order from those
 folders by an OrderedSink while the engine works, so a video grows as the render goes on.
 
-Work folders (`work_folder`): `--work DIR` when given; for a video or an animation, a folder in the
-user cache (latentween.workcache; `morph` names it by the job, so another format reuses the frames);
-for a folder output, `DIR/.latentween/frames` (morph) or `DIR/.latentween/render`; for a render to a
-pipe, a temporary folder removed at the end.
+Work folders (`job_folder`): `--work DIR` when given; for a folder output, `DIR/.latentween/frames`
+(morph) or `DIR/.latentween/render`; otherwise (a video, an animation, a pipe) a folder in the user
+cache named by the job, one sub-folder per seed (latentween.workcache), so another format or a re-run
+finds the frames without running the model.
 """
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -50,18 +49,21 @@ class Segment:
                                  self.count) is not None
 
 
-def work_folder(out: str, work: Optional[str], kind: str) -> tuple[Path, bool]:
-    """(folder, temporary): where the engine's folders for `--out` live (module docstring)."""
-    from latentween.workcache import output_work_folder
+def job_folder(out: str, work: Optional[str], kind: str, keyframes: Sequence[Keyframe],
+               settings: MorphSettings) -> tuple[Path, MorphSettings]:
+    """(root, settings with their seed) of a `morph` or `render` job writing to `out` (module
+    docstring). Without --seed, the job takes the seed of its newest run in that folder, if any."""
+    from latentween.workcache import family_seeds, morph_family, reuse_seed, seed_folder
 
-    if work:
-        return Path(work), False
-    where = output_kind(out)
-    if where == "pipe":
-        return Path(tempfile.mkdtemp(prefix=f"latentween-{kind}-")), True
-    if where != "folder":
-        return output_work_folder(out, kind), False
-    return Path(out) / ".latentween" / ("frames" if kind == "morph" else "render"), False
+    def first(root: Path) -> Path:  # the folder whose manifest tells the seed: a render's first transition
+        return root if kind == "morph" else root / "transition_000"
+
+    if work or output_kind(out) == "folder":
+        root = Path(work) if work else Path(out) / ".latentween" / ("frames" if kind == "morph" else "render")
+        return root, reuse_seed(settings, keyframes[:2], [first(root)])
+    family = morph_family(keyframes, settings, kind)
+    settings = reuse_seed(settings, keyframes[:2], [first(folder) for folder in family_seeds(family)])
+    return seed_folder(family, settings.seed), settings
 
 
 def output_format(keyframes: Sequence[Keyframe], size: Optional[str]) -> tuple[tuple[int, int], bool, bool]:
@@ -105,9 +107,8 @@ def deliver(segments: Sequence[Segment], timeline: Sequence[Path], out: str, out
         with claimed_stdout() as stream:
             return deliver(segments, timeline, out, output, size=size, alpha=alpha, deep=deep, runtime=runtime,
                            progress_for=progress_for, on_write=on_write, stdout=stream, manager=manager)
-    writer = open_writer(out, size, output, alpha=alpha, deep=deep, stdout=stdout)
-    sink = OrderedSink(timeline, writer, on_write=on_write)
-    try:
+    def produce(sink: OrderedSink) -> None:
+        nonlocal manager
         for number, segment in enumerate(segments):
             if manager is None and not segment.finished():
                 manager = ModelManager(runtime)  # one model for all segments, loaded only if one needs it
@@ -115,6 +116,18 @@ def deliver(segments: Sequence[Segment], timeline: Sequence[Path], out: str, out
             run_morph(segment.keyframes, segment.folder, segment.settings, runtime, manager=manager,
                       progress=watch.progress, on_frame=watch.on_frame)
             watch.finished()
+
+    return write_in_order(open_writer(out, size, output, alpha=alpha, deep=deep, stdout=stdout), timeline, on_write,
+                          produce)
+
+
+def write_in_order(writer, timeline: Sequence[Path], on_write: Optional[Callable[[int], None]],
+                   produce: Callable[[OrderedSink], None]):
+    """Let `produce` make the frames while `writer` takes `timeline` in order; returns what the
+    writer's close() returns. On any error or interrupt the partial output is deleted."""
+    sink = OrderedSink(timeline, writer, on_write=on_write)
+    try:
+        produce(sink)
         if not sink.complete:
             raise RuntimeError(f"only {sink.position} of {len(sink.timeline)} frames became final")
         return writer.close()
@@ -124,20 +137,14 @@ def deliver(segments: Sequence[Segment], timeline: Sequence[Path], out: str, out
 
 
 def deliver_command(segments: Sequence[Segment], timeline: Sequence[Path], out: str, output: OutputSettings,
-                    root: Path, temporary: bool, clean: bool, bar, **kwargs) -> str:
-    """`deliver` as the CLI commands run it: a temporary work folder goes on failure, the progress
-    bar is closed either way; returns the one line to print on success."""
-    import shutil
-
+                    root: Path, clean: bool, bar, via: Optional[Callable] = None, **kwargs) -> str:
+    """`deliver` (or `via`, a function with its signature: latentween.farm.render.deliver_on_ray) as the
+    CLI commands run it: the progress bar is closed either way; returns the one line to print on success."""
     try:
-        deliver(segments, timeline, out, output, **kwargs)
-    except BaseException:
-        if temporary:
-            shutil.rmtree(root, ignore_errors=True)
-        raise
+        (via or deliver)(segments, timeline, out, output, **kwargs)
     finally:
         bar.close()
-    line = finish(out, len(timeline), segments[0].settings.seed, root, temporary, clean)
+    line = finish(out, len(timeline), segments[0].settings.seed, root, clean)
     return line + (pipe_hint(kwargs["size"], output) if out == "-" else "")
 
 
@@ -146,12 +153,12 @@ def pipe_hint(size: tuple[int, int], output: OutputSettings) -> str:
     return f"; read them with ffmpeg -f rawvideo -pix_fmt {output.pipe} -s {size[0]}x{size[1]} -r {output.fps} -i -"
 
 
-def finish(out: str, frames: int, seed: int, root: Path, temporary: bool, clean: bool) -> str:
-    """Remove the work folder if asked (or temporary) and say what was written (one line for stderr)."""
+def finish(out: str, frames: int, seed: int, root: Path, clean: bool) -> str:
+    """Remove the work folder if asked and say what was written (one line for stderr)."""
     import shutil
 
-    if temporary or clean:
+    if clean:
         shutil.rmtree(root, ignore_errors=True)
     where = "stdout" if out == "-" else out
-    kept = "" if temporary or clean else f"; frames kept in {root} for resuming"
+    kept = "" if clean else f"; frames kept in {root} for resuming"
     return f"wrote {frames} frames to {where} (seed {seed}){kept}"

@@ -1,12 +1,11 @@
 """What a job will need, checked when it is submitted (issue 19, point 2).
 
-A job that ranks candidates with CLIP whose weights are neither on this machine nor downloadable
-would be accepted and fail on the worker only after its model has loaded. Checked here instead,
-after the inputs (so their own errors come first), with the settings the job will run with (the
-model folder's recommendations filled in, as run_morph does): it is refused at once with the line
-`latentween morph` prints for it. Only offline look-ups: when the hub is reachable, the worker
-downloads what is missing as before. A model that is missing or broken is left to the worker,
-which fails such a job at once without running anything (the daemon's tests rely on that).
+A job whose model or CLIP ranking weights are neither on this machine nor downloadable would be
+accepted and fail on the worker. Checked here instead, after the inputs (so their own errors come
+first), with the settings the job will run with (the model folder's recommendations filled in, as
+run_morph does): it is refused at once with the line `latentween morph` prints for it. Only cheap,
+offline look-ups (a path, the Hugging Face cache): when the hub is reachable, the worker downloads
+what is missing as before, and a model that is present but broken inside is the worker's to find.
 """
 from __future__ import annotations
 
@@ -18,7 +17,7 @@ from latentween.settings import MorphSettings
 
 
 def check_available(settings: MorphSettings) -> None:
-    """Raise Unprocessable (422, one line) if the job needs CLIP weights this daemon cannot get."""
+    """Raise Unprocessable (422, one line) if the job needs a model or CLIP weights this daemon cannot get."""
     try:
         _check(settings)
     except ModelError as exc:
@@ -26,27 +25,19 @@ def check_available(settings: MorphSettings) -> None:
 
 
 def _check(settings: MorphSettings) -> None:
-    from latentween.models import hub_reachable, resolve_model
+    from latentween.models import check_hub_model, hub_reachable, resolve_model
     from latentween.morph import effective_settings
+    from latentween.ranking import check_clip_weights
 
-    try:
-        source = resolve_model(settings.model)
-        effective = effective_settings(settings)
-    except ModelError:
-        return  # a broken model folder or file: the worker fails the job with its reason, as before
+    source = resolve_model(settings.model)  # a path that does not exist, or is not a model: the loader's line
+    effective = effective_settings(settings)
     needs_clip = (effective.candidates != 1 and effective.choose == "clip"
                   and not Path(effective.clip_model).expanduser().is_dir())
-    if not needs_clip or hub_reachable():
+    if source.kind != "hub" and not needs_clip:
         return
-    if source.kind == "hub" and not _cached(source.location, "model_index.json"):
-        return  # no model either: the worker fails the job at once with that reason, nothing runs
-    from latentween.ranking import _check_clip_weights
-
-    name, _, pretrained = effective.clip_model.partition(":")
-    _check_clip_weights(name, pretrained or None, effective.clip_model)
-
-
-def _cached(repo: str, filename: str) -> bool:
-    from huggingface_hub import try_to_load_from_cache
-
-    return isinstance(try_to_load_from_cache(repo, filename), str)
+    online = hub_reachable()
+    if source.kind == "hub":
+        check_hub_model(source.location, local_only=not online)
+    if needs_clip and not online:
+        name, _, pretrained = effective.clip_model.partition(":")
+        check_clip_weights(name, pretrained or None, effective.clip_model)

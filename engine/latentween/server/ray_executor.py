@@ -1,5 +1,6 @@
 """The "ray" executor (`latentween serve --executor ray`, docs/farm.md): jobs run on FarmActors of a Ray
-cluster, one job per actor at a time, as many at once as there are actors.
+cluster, each owned by one actor, as many at once as there are actors; with two or more actors a
+job's chunks run across all of them (farm/chunks.py), as a render's transition's do.
 
 Each actor has a relay thread here that does what the local worker does for its process: take the
 next queued job, send it, relay the reports (progress, frames, a manual choice's candidates) to the
@@ -26,6 +27,7 @@ from typing import Optional
 from latentween.errors import LatentweenError
 from latentween.farm import connect, default_actor_count, first_line
 from latentween.farm.actors import start_actors
+from latentween.farm.chunks import ChunkSource
 from latentween.farm.files import Shipper, frame_files, receive, scratch_dir
 from latentween.server.runner import candidate_path, execute, input_path, job_payload, written_frames
 from latentween.server.worker import Resilient
@@ -100,7 +102,8 @@ class RayRelay(Resilient, threading.Thread):
 
     def __init__(self, executor: RayExecutor, name: str, actor):
         super().__init__(name=f"latentween-ray-relay-{name}", daemon=True)
-        self.service, self.ray, self.actor_name, self.actor = executor.service, executor.ray, name, actor
+        self.executor, self.service, self.ray = executor, executor.service, executor.ray
+        self.actor_name, self.actor = name, actor
         self.init_health()
         self.state, self.pid, self.node, self.job = "starting", None, None, None
         self.fatal: Optional[str] = None
@@ -146,6 +149,8 @@ class RayRelay(Resilient, threading.Thread):
         ray, config = self.ray, self.service.config
         job_dir = self.service.job_dir(row.id)
         payload = {**job_payload(job_dir, row), "shared": config.shared_dir is not None}
+        if len(self.executor.relays) > 1:  # the job's chunks run across all of the daemon's actors
+            payload["pool"] = [relay.actor for relay in self.executor.relays]
         if not payload["shared"]:
             payload["inputs"] = [input_path(job_dir, i).read_bytes() for i in range(len(row.inputs))]
             payload["files"] = _finished_files(job_dir)
@@ -261,9 +266,10 @@ def run_job(actor, channel, payload: dict) -> tuple[str, Optional[str]]:
         for index, data in enumerate(payload["inputs"]):
             receive(job_dir, {input_path(Path(), index).as_posix(): data})
         receive(job_dir, payload.get("files") or {})
-        shipper = Shipper(job_dir, exclude=("inputs/",))
+        shipper = Shipper(job_dir, received=payload.get("files") or {}, exclude=("inputs/",))
     sink = ActorSink(channel, shipper)
-    state, error = execute({**payload, "dir": str(job_dir)}, actor.manager, actor.runtime, sink)
+    frames = ChunkSource(payload["pool"], f"job {payload['id']}") if payload.get("pool") else None
+    state, error = execute({**payload, "dir": str(job_dir)}, actor.manager, actor.runtime, sink, frames=frames)
     if shipper is not None:
         channel.push("frames", written_frames(job_dir / "output"), shipper.rest())
         shutil.rmtree(job_dir, ignore_errors=True)

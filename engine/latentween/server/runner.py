@@ -11,7 +11,7 @@ import errno
 import json
 import logging
 from pathlib import Path
-from typing import Optional, Protocol
+from typing import Callable, Optional, Protocol
 
 from latentween.errors import Cancelled, LatentweenError
 from latentween.images import decode_image, encode_png, to_integer, write_atomic
@@ -54,10 +54,11 @@ def load_model(manager, spec: str, sink: Sink):
         sink.models(None, manager.loaded())
 
 
-def execute(job: dict, manager, runtime, sink: Sink) -> tuple[str, Optional[str]]:
-    """Run a job to an end: ("done" | "cancelled" | "failed", error). Nothing escapes as an exception."""
+def execute(job: dict, manager, runtime, sink: Sink, frames: Optional[Callable] = None) -> tuple[str, Optional[str]]:
+    """Run a job to an end: ("done" | "cancelled" | "failed", error). Nothing escapes as an exception.
+    `frames`: run_morph's frame source (the Ray executor's splits the job's chunks across its actors)."""
     try:
-        run_job(job, manager, runtime, sink)
+        run_job(job, manager, runtime, sink, frames=frames)
     except Cancelled:
         return "cancelled", None
     except LatentweenError as exc:
@@ -71,7 +72,7 @@ def execute(job: dict, manager, runtime, sink: Sink) -> tuple[str, Optional[str]
     return "done", None
 
 
-def run_job(job: dict, manager, runtime, sink: Sink) -> None:
+def run_job(job: dict, manager, runtime, sink: Sink, frames: Optional[Callable] = None) -> None:
     from latentween.morph import run_morph
 
     job_dir = Path(job["dir"])
@@ -102,7 +103,7 @@ def run_job(job: dict, manager, runtime, sink: Sink) -> None:
     if sink.should_stop():
         raise Cancelled()
     run_morph(keyframes, out, settings, runtime, manager=manager, progress=progress, should_cancel=sink.should_stop,
-              on_frame=lambda index, path: sink.frames([index]),
+              on_frame=lambda index, path: sink.frames([index]), frames=frames,
               **({"chooser": chooser} if settings.choose == "manual" else {}))
     sink.frames(written_frames(out))
 

@@ -3,6 +3,9 @@
 Only tests need this: it lets them exercise `StableDiffusionPipeline.from_single_file`, the loader
 users' .safetensors files go through. The key layout is that of CompVis' latent-diffusion code,
 which diffusers' single-file converter reads; the mapping here is the inverse, for any block counts.
+`write_sdxl_single_file` writes the SDXL layout of Stability's generative-models code (sd_xl_base_1.0
+.safetensors): the same UNet and VAE keys, CLIP-L under conditioner.embedders.0.transformer.* and the
+second encoder in open_clip's layout under conditioner.embedders.1.model.*.
 """
 from __future__ import annotations
 
@@ -25,7 +28,9 @@ def unet_to_ldm(state: dict, layers: int) -> dict:
     """diffusers UNet2DConditionModel keys -> `model.diffusion_model.*` keys."""
     out = {}
     top = {"time_embedding.linear_1": "time_embed.0", "time_embedding.linear_2": "time_embed.2",
-           "conv_in": "input_blocks.0.0", "conv_norm_out": "out.0", "conv_out": "out.2"}
+           "conv_in": "input_blocks.0.0", "conv_norm_out": "out.0", "conv_out": "out.2",
+           # SDXL's pooled-text + size/crop conditioning ("text_time")
+           "add_embedding.linear_1": "label_emb.0.0", "add_embedding.linear_2": "label_emb.0.2"}
     for key, value in state.items():
         parts = key.split(".")
         head = next((h for h in (".".join(parts[:2]), parts[0]) if h in top), None)
@@ -96,8 +101,57 @@ def write_single_file(unet, vae, text_encoder, path: str | Path) -> Path:
 
     state = unet_to_ldm(unet.state_dict(), unet.config.layers_per_block)
     state.update(vae_to_ldm(vae.state_dict(), len(vae.config.block_out_channels)))
-    # The original files name CLIP's weights text_model.*; transformers 5 drops that prefix in memory.
-    state.update({"cond_stage_model.transformer." + ("" if k.startswith("text_model.") else "text_model.") + k: v
-                  for k, v in text_encoder.state_dict().items()})
+    state.update({"cond_stage_model.transformer." + k: v for k, v in _clip_l(text_encoder).items()})
+    save_file({k: v.detach().contiguous() for k, v in state.items()}, str(path))
+    return Path(path)
+
+
+def _clip_l(text_encoder) -> dict:
+    """CLIP text-encoder keys as the original files name them (text_model.*); transformers 5 drops
+    that prefix in memory for CLIPTextModel."""
+    return {("" if k.startswith("text_model.") else "text_model.") + k: v for k, v in text_encoder.state_dict().items()}
+
+
+def open_clip_text_to_sgm(state: dict) -> dict:
+    """A transformers CLIPTextModelWithProjection's keys -> open_clip's text-tower keys (the layout of
+    SDXL's conditioner.embedders.1.model.*): q/k/v fused into in_proj, text_projection transposed."""
+    import torch
+
+    out, fused = {}, {}
+    names = [("text_model.embeddings.token_embedding.weight", "token_embedding.weight"),
+             ("text_model.embeddings.position_embedding.weight", "positional_embedding"),
+             ("text_model.final_layer_norm.", "ln_final."), ("text_model.encoder.layers.", "transformer.resblocks."),
+             ("layer_norm1", "ln_1"), ("layer_norm2", "ln_2"), (".mlp.fc1.", ".mlp.c_fc."),
+             (".mlp.fc2.", ".mlp.c_proj."), (".self_attn.", ".attn.")]
+    for key, value in state.items():
+        key = key if key.startswith(("text_model.", "text_projection")) else "text_model." + key
+        if key == "text_projection.weight":
+            out["text_projection"] = value.T  # open_clip multiplies x @ text_projection
+            continue
+        head, _, leaf = key.rpartition(".")
+        for new, old in names:
+            key = key.replace(new, old)
+        if head.endswith(("q_proj", "k_proj", "v_proj")):
+            prefix = key.rpartition(".")[0].rpartition(".")[0]  # ...resblocks.N.attn
+            fused.setdefault((prefix, leaf), {})[head[-6]] = value
+            continue
+        out[key] = value
+    for (prefix, leaf), qkv in fused.items():
+        out[f"{prefix}.in_proj_{leaf}"] = torch.cat([qkv["q"], qkv["k"], qkv["v"]])
+    return out
+
+
+def write_sdxl_single_file(unet, vae, text_encoder, text_encoder_2, path: str | Path) -> Path:
+    """One .safetensors file with an SDXL pipeline's UNet, VAE and both text encoders in the layout of
+    SDXL single files (A1111/ComfyUI)."""
+    import torch
+    from safetensors.torch import save_file
+
+    state = unet_to_ldm(unet.state_dict(), unet.config.layers_per_block)
+    state.update(vae_to_ldm(vae.state_dict(), len(vae.config.block_out_channels)))
+    state.update({"conditioner.embedders.0.transformer." + k: v for k, v in _clip_l(text_encoder).items()})
+    state.update({"conditioner.embedders.1.model." + k: v
+                  for k, v in open_clip_text_to_sgm(text_encoder_2.state_dict()).items()})
+    state["conditioner.embedders.1.model.logit_scale"] = torch.tensor(4.6052)  # ln(100), as open_clip stores it
     save_file({k: v.detach().contiguous() for k, v in state.items()}, str(path))
     return Path(path)

@@ -7,7 +7,8 @@ LDM layout A1111 and ComfyUI users have, for the single-file loader. A 64x64 ima
 latent, as SD's 8x VAE does; a 17-frame morph takes seconds on a CPU. Beside the model: a tiny
 OpenPose ControlNet (controlnet/), a tiny open_clip model (clip/) and a randomly initialised
 OpenPose body network (openpose/body_pose_model.pth), a LoRA (lora/) and a tiny AutoencoderTiny
-(preview_vae/), each in its real on-disk format.
+(preview_vae/), each in its real on-disk format. DIR/sdxl/ holds a tiny SDXL model the same way
+(diffusers folder, single file in the SDXL layout, ControlNet; latentween.testing.tiny_sdxl).
 """
 from __future__ import annotations
 
@@ -165,10 +166,11 @@ def write_preview_vae(folder: Path, seed: int = 0) -> Path:
 
 def write_tiny_checkpoint(folder: str | Path, seed: int = 0) -> Path:
     """Write the tiny model to `folder` (diffusers layout plus single_file.safetensors), and beside it
-    controlnet/, clip/ and openpose/ for --controlnet, --clip-model and --pose-model."""
+    controlnet/, clip/ and openpose/ for --controlnet, --clip-model and --pose-model, and sdxl/."""
     from diffusers import StableDiffusionPipeline
 
     from latentween.testing.single_file import write_single_file
+    from latentween.testing.tiny_sdxl import write_tiny_sdxl
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -181,6 +183,7 @@ def write_tiny_checkpoint(folder: str | Path, seed: int = 0) -> Path:
     write_openpose(folder / "openpose", seed)
     write_lora(folder / "lora", parts["unet"], seed)
     write_preview_vae(folder / "preview_vae", seed)
+    write_tiny_sdxl(folder / "sdxl", seed)
     return folder
 
 
