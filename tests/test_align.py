@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from latentween.align import (Matches, displacement_field, estimate_alignment, fit_transform, mutual_matches,
-                              similarity_parameters, warp, warp_parents)
+from latentween.align import (Alignment, Matches, displacement_field, estimate_alignment, fit_transform,
+                              mutual_matches, similarity_parameters, warp)
 from latentween.cli import main
 
 
@@ -48,7 +48,7 @@ def test_parents_at_f_0_keep_the_first_parent_and_move_the_second_all_the_way():
     z = torch.randn(1, 4, 16, 16)
     d = torch.zeros(2, 16, 16)
     d[1] = 2
-    left, right = warp_parents(z, z, 0.0, d)
+    left, right = Alignment(d, [1, 0, 0, 0, 1, 2], "translation", 10, 10, "test").warp_parents(z, z, 0.0, 1.0, 0.0)
     assert torch.equal(left, z)
     torch.testing.assert_close(right[..., :-2, :], z[..., 2:, :])
 

@@ -206,3 +206,19 @@ def test_check_inputs_rejects_sizes_the_vae_cannot_take(pipe):
     bad = [np.zeros((60, 64, 3), np.float32)] * 2
     with pytest.raises(ValueError, match="multiple of 8"):
         pipe(bad, request())
+
+
+def test_an_unknown_scheme_is_refused_not_run_as_another(pipe, keyframe_arrays):
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match="unknown scheme 'our'"):
+        pipe(keyframe_arrays, replace(request(), scheme="our"))
+
+
+def test_every_scheme_the_settings_accept_has_a_start_and_no_other():
+    from typing import get_args
+
+    from latentween.schemes import STARTS
+    from latentween.settings import Scheme
+
+    assert set(STARTS) == set(get_args(Scheme))

@@ -30,6 +30,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from latentween.method import add_noise
+
 MIN_MATCHES = 4        # fewer consistent matches than this: not confident, no alignment
 MIN_INLIER_RATIO = 0.3
 
@@ -96,7 +98,7 @@ def decoder_features(unet, latents: torch.Tensor, t: int, context, eps: torch.Te
     hooks = [unet.up_blocks[i].register_forward_hook(lambda m, a, out, i=i: captured.__setitem__(i, out))
              for i in blocks if i < len(unet.up_blocks)]
     try:
-        z_t = alpha_bar**0.5 * latents + (1 - alpha_bar) ** 0.5 * eps
+        z_t = add_noise(latents, eps, alpha_bar**0.5, (1 - alpha_bar) ** 0.5)
         with torch.inference_mode():
             sample = z_t.to(unet.dtype)
             unet(sample, torch.tensor(t, device=latents.device), return_dict=False,
@@ -145,11 +147,10 @@ def mutual_matches(feat_a: torch.Tensor, feat_b: torch.Tensor, mask_a: Optional[
     ib = ib_all[best_ab[keep]]
     score = sim.max(1).values[keep].clamp_min(0).cpu().numpy().astype(np.float64)
     grid = lambda i: np.stack([i % w, i // w], axis=1).astype(np.float64)  # noqa: E731
-    dst = _refine(a[keep], b_all, ib, h, w) if SUBPIXEL else grid(ib.cpu().numpy())
+    dst = _refine(a[keep], b_all, ib, h, w)
     return Matches(grid(ia.cpu().numpy()), dst, score)
 
 
-SUBPIXEL = True
 SOFT_TEMPERATURE = 0.02
 
 
@@ -300,11 +301,6 @@ def warp(z: torch.Tensor, displacement: torch.Tensor) -> torch.Tensor:
     b, _, h, w = z.shape
     y = _pixel_grid(h, w, z.device)
     return torch.cat([sample(z[i:i + 1], y - d[i]) for i in range(b)])
-
-
-def warp_parents(z_left: torch.Tensor, z_right: torch.Tensor, f: float, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Parents moved to where the frame at local fraction f sees them: P by f * D, Q by -(1 - f) * D."""
-    return warp(z_left, f * d), warp(z_right, -(1.0 - f) * d)
 
 
 def estimate_alignment(m: Matches, size: tuple[int, int], source: str, model: str = "similarity",

@@ -29,8 +29,6 @@ from urllib.parse import quote, urlencode, urlsplit
 
 DEFAULT_URL = "http://127.0.0.1:8642"
 FINAL_STATES = ("done", "failed", "cancelled")
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)  # mkstemp makes 0600 files; downloaded frames get the usual mode
 
 
 class DaemonError(Exception):
@@ -285,12 +283,27 @@ def _multipart(fields: list[tuple[str, Optional[str], bytes, str]]) -> tuple[byt
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
+    # latentween.atomic's writer, kept here because this file travels alone (the Blender add-on)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600 files; downloaded frames get the usual mode
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process's umask: from /proc where there is one (reading it there changes nothing), else set
+    and put back, at the first download rather than at import."""
+    try:
+        with open("/proc/self/status") as status:
+            return int(next(line for line in status if line.startswith("Umask:")).split()[1], 8)
+    except (OSError, StopIteration, ValueError, IndexError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+        return mask

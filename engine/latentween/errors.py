@@ -1,4 +1,5 @@
 """Errors that cross the engine's edges. Each carries a one-line message meant for the user."""
+from contextlib import contextmanager
 
 
 class LatentweenError(Exception):
@@ -18,3 +19,21 @@ class Cancelled(LatentweenError):
 
     def __init__(self, message: str = "cancelled"):
         super().__init__(message)
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message (its type when it has none), at most `limit` characters."""
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:limit]
+
+
+@contextmanager
+def loading(what: str):
+    """Whatever a model library raises while loading `what` becomes one ModelError line naming it
+    (diffusers, transformers, open_clip and the hub raise many types); our own errors pass through."""
+    try:
+        yield
+    except LatentweenError:
+        raise
+    except Exception as exc:
+        raise ModelError(f"cannot load {what}: {one_line(exc)}") from exc

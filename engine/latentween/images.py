@@ -26,8 +26,6 @@ import numpy as np
 
 from latentween.errors import InputError
 
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)  # read once at import: mkstemp makes 0600 files, frames should get the usual mode
 MAX_PIXELS = 64_000_000  # 8000 x 8000; a larger "keyframe" is a decompression bomb, not a shot
 _PNG_END = b"IEND\xaeB`\x82"
 
@@ -332,22 +330,3 @@ def encode_png(pixels: np.ndarray) -> bytes:
     if not ok:
         raise OSError("PNG encoding failed")
     return buf.tobytes()
-
-
-def write_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write bytes so the final name only ever holds a whole file: temp file, fsync, rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from latentween.families import Prompt
+from latentween.method import add_noise
 
 INVERSION_LR = 1e-4
 VIEWS = 8  # augmented views encoded once per keyframe; each step draws one
@@ -68,7 +69,7 @@ def guided_loss(unet, scheduler, z0: torch.Tensor, t: torch.Tensor, eps: torch.T
     """|| eps_hat(alpha_t z0 + sigma_t eps; t, c, neg) - target ||^2, target eps or v as the model predicts.
     cond: one row per z0; `condition`: the family's unet_kwargs."""
     ab = scheduler.alphas_cumprod.to(z0.device)[t].view(-1, 1, 1, 1)
-    z_t = ab.sqrt() * z0 + (1 - ab).sqrt() * eps
+    z_t = add_noise(z0, eps, ab.sqrt(), (1 - ab).sqrt())
     if scheduler.config.prediction_type == "v_prediction":
         target = ab.sqrt() * eps - (1 - ab).sqrt() * z0
     else:
@@ -179,7 +180,7 @@ class EmbeddingCache:
     def put(self, key: str, prompts: InvertedPrompts) -> None:
         from safetensors.torch import save
 
-        from latentween.images import write_atomic
+        from latentween.atomic import write_atomic
 
         self.folder.mkdir(parents=True, exist_ok=True)
         tensors = {"losses": torch.tensor([prompts.loss_before, prompts.loss_after])}

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import urlparse
 
-from latentween.errors import ModelError
+from latentween.errors import ModelError, one_line, loading
 from latentween.families import FAMILIES, family_of_index, family_of_keys
 from latentween.settings import RuntimeSettings
 
@@ -174,9 +174,6 @@ def _missing_message(spec: str, reason: str) -> str:
             f"`hf download {spec}` (set HF_HUB_OFFLINE=1 to skip network look-ups)")
 
 
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:300]
 
 
 def load_components(source: ModelSource, device, dtype, checkpoint_config: Optional[str] = None) -> Components:
@@ -195,8 +192,8 @@ def load_components(source: ModelSource, device, dtype, checkpoint_config: Optio
         from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
 
         if isinstance(exc, (LocalEntryNotFoundError, RepositoryNotFoundError)) or "offline" in str(exc).lower():
-            raise ModelError(_missing_message(source.spec, _short(exc))) from exc
-        raise ModelError(f"cannot load model {source.spec!r}: {_short(exc)}") from exc
+            raise ModelError(_missing_message(source.spec, one_line(exc))) from exc
+        raise ModelError(f"cannot load model {source.spec!r}: {one_line(exc)}") from exc
     for name in ("unet", "vae", "text_encoder", "text_encoder_2"):
         if parts.get(name) is not None:
             parts[name].to(device).eval().requires_grad_(False)
@@ -280,7 +277,7 @@ def hub_file(repo: str, filename: str, what: str, flag: str) -> str:
     try:
         return hf_hub_download(repo, filename)
     except Exception as exc:
-        raise ModelError(f"cannot download {what} {repo}/{filename}: {_short(exc)}") from exc
+        raise ModelError(f"cannot download {what} {repo}/{filename}: {one_line(exc)}") from exc
 
 
 def load_controlnet(spec: str, device, dtype):
@@ -289,7 +286,7 @@ def load_controlnet(spec: str, device, dtype):
 
     _quiet_libraries()
     path = Path(spec).expanduser()
-    try:
+    with loading(f"ControlNet {spec!r}"):
         if path.is_file():
             model = ControlNetModel.from_single_file(str(path), torch_dtype=dtype)
         elif path.is_dir() or not _HUB_ID.match(spec):
@@ -299,10 +296,6 @@ def load_controlnet(spec: str, device, dtype):
         else:
             hub_file(spec, "config.json", "ControlNet", "--controlnet")
             model = ControlNetModel.from_pretrained(spec, torch_dtype=dtype, local_files_only=not hub_reachable())
-    except ModelError:
-        raise
-    except Exception as exc:
-        raise ModelError(f"cannot load ControlNet {spec!r}: {_short(exc)}") from exc
     model.to(device).eval().requires_grad_(False)
     return model
 
@@ -313,7 +306,7 @@ def load_preview_vae(spec: str, device, dtype):
 
     _quiet_libraries()
     path = Path(spec).expanduser()
-    try:
+    with loading(f"preview VAE {spec!r}"):
         if path.is_dir():
             model = AutoencoderTiny.from_pretrained(str(path), torch_dtype=dtype)
         elif _HUB_ID.match(spec):
@@ -321,10 +314,6 @@ def load_preview_vae(spec: str, device, dtype):
             model = AutoencoderTiny.from_pretrained(spec, torch_dtype=dtype, local_files_only=not hub_reachable())
         else:
             raise ModelError(f"preview VAE {spec!r} is neither a diffusers AutoencoderTiny folder nor a hub id")
-    except ModelError:
-        raise
-    except Exception as exc:
-        raise ModelError(f"cannot load preview VAE {spec!r}: {_short(exc)}") from exc
     model.to(device).eval().requires_grad_(False)
     return model
 
@@ -346,7 +335,7 @@ def _load_single_file(source: ModelSource, dtype, checkpoint_config: Optional[st
         if kwargs["local_files_only"] and not checkpoint_config:
             raise ModelError(
                 f"single-file checkpoint {source.spec!r} needs its diffusers configs, which are not cached and "
-                f"cannot be downloaded here ({_short(exc)}); pass --checkpoint-config DIR with a diffusers folder "
+                f"cannot be downloaded here ({one_line(exc)}); pass --checkpoint-config DIR with a diffusers folder "
                 f"of the same architecture") from exc
         raise
     parts = {"family": family, "unet": pipe.unet, "vae": pipe.vae, "text_encoder": pipe.text_encoder,
@@ -369,7 +358,7 @@ def _checkpoint_keys(path: str) -> list[str]:
         with safe_open(path, framework="pt") as f:
             return list(f.keys())
     except Exception as exc:
-        raise ModelError(f"model file {path!r} is not a readable .safetensors checkpoint: {_short(exc)}") from exc
+        raise ModelError(f"model file {path!r} is not a readable .safetensors checkpoint: {one_line(exc)}") from exc
 
 
 class ModelManager:

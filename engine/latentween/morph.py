@@ -21,9 +21,9 @@ import numpy as np
 
 from latentween import __version__
 from latentween import lora
+from latentween.atomic import write_atomic
 from latentween.errors import InputError
-from latentween.images import (Keyframe, composite_rgb, encode_png, fit, resize, to_integer, work_size,
-                               write_atomic)
+from latentween.images import Keyframe, composite_rgb, encode_png, fit, resize, to_integer, work_size
 from latentween.settings import MorphSettings, RuntimeSettings, parse_size
 from latentween.takes import pending_take, plan_takes
 

@@ -17,8 +17,9 @@ import torch
 from latentween.errors import Cancelled
 from latentween.families import FAMILIES, Prompt, slerp_prompts
 from latentween.guidance import GuidedDenoiser, UNetCounter
-from latentween.method import add_noise, denoise, frame_generator, noise_interpolate, predicted_clean, randn, slerp
+from latentween.method import denoise, frame_generator, predicted_clean, randn
 from latentween.plan import PlannedFrame, PlannedRow, ddim_index, level_chunks, make_plan
+from latentween.schemes import STARTS, Start
 from latentween.schedulers import make_scheduler, noise_coefficients, start_at
 
 
@@ -122,6 +123,8 @@ class InterpolationPipeline:
         f = list(request.fractions)
         if len(f) < 2 or f[0] != 0.0 or f[-1] != 1.0 or any(b <= a for a, b in zip(f, f[1:])):
             raise ValueError(f"`fractions` must rise strictly from 0 to 1, got {f}")
+        if request.scheme not in STARTS:
+            raise ValueError(f"unknown scheme {request.scheme!r}: one of {', '.join(STARTS)}")
 
     # The VAE sees one image per call: a frame's pixels then never depend on which other frames are
     # decoded with it, and the peak memory of a decode stays one image's.
@@ -291,42 +294,16 @@ class InterpolationPipeline:
     def prepare_latents(self, rows: list[PlannedRow], latents: dict, trajectories: dict,
                         fractions: list[float], request: InterpolationRequest,
                         noise: tuple[float, float]) -> torch.Tensor:
-        """z_t of every row under the chosen scheme (METHOD.md 1 and the baselines of section 6);
-        `noise` = (alpha_t, sigma_t) of the rows' common start (noise_level)."""
-        last = len(fractions) - 1
+        """z_t of every row under the request's scheme (latentween.schemes); `noise` = (alpha_t, sigma_t)
+        of the rows' common start (noise_level)."""
+        start, context = STARTS[request.scheme], Start(latents, trajectories, fractions, request, noise)
         starts = []
         for row in rows:
-            frame = row.frame
-            eps = randn(latents[0].shape, frame_generator(request.seed, fractions[frame.index], row.candidate,
-                                                         take=request.takes.get(frame.index, 0))).to(self.device)
-            if request.scheme == "ours":
-                left, right = latents[frame.left][None], latents[frame.right][None]
-                if request.alignment is not None:
-                    left, right = request.alignment.warp_parents(
-                        left, right, fractions[frame.left], fractions[frame.right], fractions[frame.index])
-                z = noise_interpolate(left, right, frame.local_fraction, eps[None], *noise)
-            elif request.scheme == "interpolate-only":
-                z = slerp(latents[0][None], latents[last][None], fractions[frame.index])
-            elif request.scheme == "interpolate-denoise":
-                # Parents are always the two keyframes, noised with the frame's own shared noise.
-                z = noise_interpolate(latents[0][None], latents[last][None], fractions[frame.index], eps[None], *noise)
-            else:  # "did", "did-no-shared-noise": parents' partially denoised latents at this timestep
-                parents = [self._did_parent(i, row.start, latents, trajectories, request, last, noise)
-                           for i in (frame.left, frame.right)]
-                z = slerp(parents[0][None], parents[1][None], frame.local_fraction)
-            starts.append(z[0])
+            index = row.frame.index
+            eps = randn(latents[0].shape, frame_generator(request.seed, fractions[index], row.candidate,
+                                                         take=request.takes.get(index, 0))).to(self.device)
+            starts.append(start(context, row, eps)[0])
         return torch.stack(starts)
-
-    def _did_parent(self, index: int, k: int, latents: dict, trajectories: dict, request: InterpolationRequest,
-                    last: int, noise: tuple[float, float]) -> torch.Tensor:
-        """A parent at DDIM index k: a generated frame's own trajectory, or a keyframe noised forward
-        (one noise for both keyframes, or one each for did-no-shared-noise)."""
-        if index in trajectories and k in trajectories[index]:
-            return trajectories[index][k]
-        shared = request.scheme == "did"
-        stream = "keyframes" if shared else f"keyframe-{index}"
-        eps = randn(latents[0].shape, frame_generator(request.seed, 0.0, 0, stream)).to(self.device)
-        return add_noise(latents[index], eps, *noise)
 
     def frame_conditioning(self, rows: list[PlannedRow], fractions: list[float], text, request) -> dict:
         """Per row: slerp of the keyframes' prompt embeddings at the frame's fraction with the

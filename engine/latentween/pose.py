@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from latentween.errors import InputError
+from latentween.errors import InputError, loading
 
 KEYPOINTS = 18
 # OpenPose's BODY_25 -> COCO-18 (drops MidHip and the feet)
@@ -145,12 +145,8 @@ class PoseDetector:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             from controlnet_aux.open_pose.body import Body
-        try:
+        with loading(f"the OpenPose body model {str(weights)!r}"):
             body = Body(str(weights))
-        except Exception as exc:
-            from latentween.errors import ModelError
-
-            raise ModelError(f"cannot load the OpenPose body model {str(weights)!r}: {exc}") from exc
         body.to(device)
         return cls(body)
 

@@ -7,7 +7,7 @@ from typing import Callable
 
 import numpy as np
 
-from latentween.errors import ModelError
+from latentween.errors import ModelError, loading
 
 
 class ClipRanker:
@@ -31,13 +31,9 @@ class ClipRanker:
         else:
             name, _, pretrained = spec.partition(":")
             check_clip_weights(name, pretrained or None, spec)
-        try:
+        with loading(f"CLIP model {spec!r}"):
             model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained or None, device=device)
             tokenizer = open_clip.get_tokenizer(name)
-        except ModelError:
-            raise
-        except Exception as exc:
-            raise ModelError(f"cannot load CLIP model {spec!r}: {str(exc).splitlines()[0][:300]}") from exc
         model.eval().requires_grad_(False)
         return cls(model, preprocess, tokenizer, device)
 

@@ -141,7 +141,7 @@ def is_plain_folder(out: str, output: OutputSettings) -> bool:
 def deliver_job(client, job: dict, out: str, output: OutputSettings, work: Optional[str] = None) -> str:
     """Write a done job to `out` like `morph` would; returns the line to print."""
     from latentween.easing import with_holds
-    from latentween.images import write_atomic
+    from latentween.atomic import write_atomic
     from latentween.media.frames import read_frame
     from latentween.media.writers import claimed_stdout, open_writer
     from latentween.workcache import work_root

@@ -74,7 +74,7 @@ def contact_sheet(frames: list[tuple[Path, str, bool]], height: int, columns: in
 
 
 def run(args: argparse.Namespace) -> int:
-    from latentween.images import write_atomic
+    from latentween.atomic import write_atomic
 
     folder = Path(args.folder)
     if not folder.is_dir():

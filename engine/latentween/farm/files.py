@@ -13,7 +13,7 @@ import time
 from pathlib import Path, PurePosixPath
 from typing import Iterable
 
-from latentween.images import write_atomic
+from latentween.atomic import write_atomic
 
 SCRATCH = "latentween-farm"
 

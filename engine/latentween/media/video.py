@@ -20,7 +20,6 @@ from latentween.media.codecs import EncodePlan, plan_encode
 from latentween.media.frames import conform, read_frame
 
 log = logging.getLogger("latentween.media")
-os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its whole configuration on stderr otherwise
 
 BT709 = 1  # AVCOL_PRI_BT709 = AVCOL_TRC_BT709 = AVCOL_SPC_BT709
 RANGE_MPEG, RANGE_JPEG, SPC_RGB = 1, 2, 0
@@ -66,6 +65,8 @@ class VideoWriter:
             raise
 
     def _open_stream(self):
+        if "svt" in self.plan.codec.encoder:  # SVT-AV1 prints its whole configuration on stderr otherwise
+            os.environ.setdefault("SVT_LOG", "1")
         stream = self._container.add_stream(self.plan.codec.encoder, rate=self.fps)
         stream.width, stream.height = self.coded_size
         stream.pix_fmt = self.plan.pix_fmt

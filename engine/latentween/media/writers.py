@@ -16,7 +16,8 @@ from typing import BinaryIO, Iterator, Optional
 import numpy as np
 
 from latentween.errors import InputError, LatentweenError
-from latentween.images import encode_png, write_atomic
+from latentween.atomic import write_atomic
+from latentween.images import encode_png
 from latentween.media.codecs import output_kind
 from latentween.media.frames import PIPE_FORMATS, conform, raw_bytes, read_frame
 

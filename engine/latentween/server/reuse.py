@@ -15,7 +15,7 @@ from typing import Sequence
 
 from pydantic import ValidationError
 
-from latentween.images import write_atomic
+from latentween.atomic import write_atomic
 from latentween.morph import STATE_DIR
 from latentween.server import schemas
 from latentween.server.errors import Conflict, Unprocessable

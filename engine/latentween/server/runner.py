@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Callable, Optional, Protocol
 
 from latentween.errors import Cancelled, LatentweenError
-from latentween.images import decode_image, encode_png, to_integer, write_atomic
+from latentween.atomic import write_atomic
+from latentween.images import decode_image, encode_png, to_integer
 from latentween.morph import FRAME_PATTERN
 from latentween.settings import MorphSettings
 
@@ -81,6 +82,8 @@ def run_job(job: dict, manager, runtime, sink: Sink, frames: Optional[Callable] 
                  for i, source in enumerate(job["sources"])]
     out = job_dir / "output"
     out.mkdir(parents=True, exist_ok=True)
+    if sink.should_stop():  # cancelled while being taken: no model load to pay for
+        raise Cancelled()
     sink.progress({"done": 0, "total": 0, "stage": "loading model"})
     load_model(manager, settings.model, sink)
     first = [True]

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Optional
 
-from latentween.images import write_atomic
+from latentween.atomic import write_atomic
 from latentween.morph import FRAME_PATTERN
 from latentween.server import schemas
 from latentween.server.admission import check_available

@@ -1,0 +1,75 @@
+"""Where each frame's denoising starts under each scheme: METHOD.md 1 ("ours") and the baselines of
+section 6, one small pure function per scheme, looked up by the scheme's name (settings.Scheme).
+
+Each function returns the frame's z_t (1, C, h, w) at the rows' common start, given the finished
+latents by frame index, `eps` (the frame's own noise) and `noise` = (alpha_t, sigma_t) there.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from latentween.method import add_noise, frame_generator, noise_interpolate, randn, slerp
+from latentween.plan import PlannedRow
+
+
+@dataclass
+class Start:
+    """What every start function may read: finished latents, DID trajectories, the frames' absolute
+    fractions, the request (seed, alignment, scheme) and (alpha_t, sigma_t) of the start."""
+
+    latents: dict
+    trajectories: dict
+    fractions: list[float]
+    request: object
+    noise: tuple[float, float]
+
+    @property
+    def last(self) -> int:
+        return len(self.fractions) - 1
+
+
+def ours(s: Start, row: PlannedRow, eps: torch.Tensor) -> torch.Tensor:
+    """Both parents (aligned first, beyond the paper, when the request carries an alignment) noised
+    with one shared noise, then slerped at the frame's place between them (METHOD.md 1)."""
+    frame, f = row.frame, s.fractions
+    left, right = s.latents[frame.left][None], s.latents[frame.right][None]
+    if s.request.alignment is not None:
+        left, right = s.request.alignment.warp_parents(left, right, f[frame.left], f[frame.right], f[frame.index])
+    return noise_interpolate(left, right, frame.local_fraction, eps[None], *s.noise)
+
+
+def interpolate_only(s: Start, row: PlannedRow, eps: torch.Tensor) -> torch.Tensor:
+    """The keyframes' clean latents slerped at the frame's fraction; nothing is denoised."""
+    return slerp(s.latents[0][None], s.latents[s.last][None], s.fractions[row.frame.index])
+
+
+def interpolate_denoise(s: Start, row: PlannedRow, eps: torch.Tensor) -> torch.Tensor:
+    """Parents are always the two keyframes, noised with the frame's own shared noise: no recursion."""
+    return noise_interpolate(s.latents[0][None], s.latents[s.last][None], s.fractions[row.frame.index], eps[None],
+                             *s.noise)
+
+
+def did(s: Start, row: PlannedRow, eps: torch.Tensor) -> torch.Tensor:
+    """Denoise-interpolate-denoise: the parents' partially denoised latents at this start, slerped."""
+    frame = row.frame
+    parents = [_did_parent(s, i, row.start, eps.device) for i in (frame.left, frame.right)]
+    return slerp(parents[0][None], parents[1][None], frame.local_fraction)
+
+
+def _did_parent(s: Start, index: int, k: int, device) -> torch.Tensor:
+    """A parent at DDIM index k: a generated frame's own trajectory, or a keyframe noised forward
+    (one noise for both keyframes, or one each for did-no-shared-noise)."""
+    if index in s.trajectories and k in s.trajectories[index]:
+        return s.trajectories[index][k]
+    stream = "keyframes" if s.request.scheme == "did" else f"keyframe-{index}"
+    eps = randn(s.latents[0].shape, frame_generator(s.request.seed, 0.0, 0, stream)).to(device)
+    return add_noise(s.latents[index], eps, *s.noise)
+
+
+STARTS: dict[str, Callable[[Start, PlannedRow, torch.Tensor], torch.Tensor]] = {
+    "ours": ours, "interpolate-only": interpolate_only, "interpolate-denoise": interpolate_denoise,
+    "did": did, "did-no-shared-noise": did,
+}
