@@ -2,6 +2,7 @@
 wait, attaching to a job already running, and `morph --server` to videos and pipes."""
 import _thread
 import os
+import signal
 import threading
 import time
 
@@ -94,12 +95,17 @@ def test_ctrl_c_with_cancel_on_interrupt_cancels_the_job(daemon, keyframe_files,
             time.sleep(0.05)
         problems.append("the job never ran while the CLI waited")
 
+    # A run started in the background (CI, `cmd &`) inherits SIGINT ignored, and then interrupt_main
+    # does nothing: Ctrl-C is Python's KeyboardInterrupt here, as in a terminal.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     threading.Thread(target=interrupt_once_running, daemon=True).start()
     try:
         code = main(["submit", *map(str, keyframe_files), "--server", daemon.url, *LONG, "--seed", "7", "--wait",
                      "--quiet", "--cancel-on-interrupt"])
     except SystemExit as stop:
         code = stop.code
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert code == 130, (code, problems, capsys.readouterr())
     assert settled(client, waited[0])["state"] == "cancelled"
     assert f"cancelled job {waited[0]}" in capsys.readouterr().err
