@@ -158,3 +158,17 @@ def test_a_failed_first_run_leaves_no_empty_output_folder(tiny_model, keyframe_f
     out = tmp_path / "never"
     assert morph(tiny_model, keyframe_files, out, "--candidates", 2) == 2
     assert "CLIP weights" in capsys.readouterr().err and not out.exists()
+
+
+def test_a_work_folder_that_held_another_job_feeds_the_output_only_this_jobs_frames(tiny_model, keyframe_files,
+                                                                                   tmp_path):
+    # textual inversion reports progress before the new job's manifest replaces the old one: the old
+    # job's frames, still listed there, must not reach the output
+    work, out = tmp_path / "work", tmp_path / "seq"
+    assert morph(tiny_model, keyframe_files, tmp_path / "first.mp4", "--seed", 1, "--work", work) == 0
+    assert morph(tiny_model, keyframe_files, out, "--seed", 2, "--invert-steps", 2, "--work", work,
+                 "--hold-start", 1) == 0
+    written = sorted(out.glob("*.png"))
+    assert len(written) == 6
+    made = [(work / f"frame_{i:05d}.png").read_bytes() for i in (0, 0, 1, 2, 3, 4)]
+    assert [p.read_bytes() for p in written] == made

@@ -61,7 +61,7 @@ def deliver_on_ray(segments: Sequence, timeline: Sequence[Path], out: str, outpu
                         gpus=ray.cluster_resources().get("GPU", 0) > 0)
 
     def produce(sink) -> None:
-        watches = [sink.watch(s.folder, s.count, progress_for(n) if progress_for else None)
+        watches = [sink.watch(s.folder, s.count, progress_for(n) if progress_for else None, s.key)
                    for n, s in enumerate(segments)]
         # Every transition goes out, finished ones too: whether a folder holds this very job is run_morph's
         # to say (its job key covers the model's recommended settings), and a finished one costs an actor

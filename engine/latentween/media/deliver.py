@@ -39,14 +39,18 @@ class Segment:
     def count(self) -> int:
         return self.settings.output_count()
 
+    @property
+    def key(self) -> Optional[str]:
+        """The job key run_morph writes into this folder's manifest (None until the seed is fixed)."""
+        from latentween.morph import effective_settings, job_key
+
+        return None if self.settings.seed is None else job_key(self.keyframes, effective_settings(self.settings))
+
     def finished(self) -> bool:
         """The folder holds this job complete (a re-run or another format): no model is needed."""
-        from latentween.morph import effective_settings, finished_manifest, job_key
+        from latentween.morph import finished_manifest
 
-        if self.settings.seed is None:
-            return False
-        return finished_manifest(self.folder, job_key(self.keyframes, effective_settings(self.settings)),
-                                 self.count) is not None
+        return self.key is not None and finished_manifest(self.folder, self.key, self.count) is not None
 
 
 def job_folder(out: str, work: Optional[str], kind: str, keyframes: Sequence[Keyframe],
@@ -112,7 +116,8 @@ def deliver(segments: Sequence[Segment], timeline: Sequence[Path], out: str, out
         for number, segment in enumerate(segments):
             if manager is None and not segment.finished():
                 manager = ModelManager(runtime)  # one model for all segments, loaded only if one needs it
-            watch = sink.watch(segment.folder, segment.count, progress_for(number) if progress_for else None)
+            watch = sink.watch(segment.folder, segment.count, progress_for(number) if progress_for else None,
+                               segment.key)
             run_morph(segment.keyframes, segment.folder, segment.settings, runtime, manager=manager,
                       progress=watch.progress, on_frame=watch.on_frame)
             watch.finished()

@@ -8,7 +8,9 @@ until their turn, so memory holds one frame whatever the length of the render.
 
 Resume: the engine does not report frames that were already final when it starts (the keyframes
 and frames resumed from an earlier run); it lists them in its manifest before generating, so the
-first event of a run reads the manifest, and the end of a run marks every frame of it final.
+first event of a run that finds the folder's manifest to be this job's (its job key) reads it, and
+the end of a run marks every frame of it final. Events before that (textual inversion's progress)
+may find the manifest of another job that used the folder before: its frames are not this job's.
 """
 from __future__ import annotations
 
@@ -54,22 +56,27 @@ class OrderedSink:
             if self.on_write is not None:
                 self.on_write(self.position)
 
-    def watch(self, folder: Path, count: int, progress: Optional[Callable[[dict], None]] = None) -> "MorphWatch":
-        """Callbacks for one `run_morph(..., out_dir=folder)` of `count` frames feeding this sink."""
-        return MorphWatch(self, Path(folder), count, progress)
+    def watch(self, folder: Path, count: int, progress: Optional[Callable[[dict], None]] = None,
+              key: Optional[str] = None) -> "MorphWatch":
+        """Callbacks for one `run_morph(..., out_dir=folder)` of `count` frames feeding this sink;
+        `key`: the run's job key (morph.job_key), which the folder's manifest must carry to be read."""
+        return MorphWatch(self, Path(folder), count, progress, key)
 
 
 class MorphWatch:
     """Pass `progress` and `on_frame` to run_morph; call `finished()` when it returns."""
 
-    def __init__(self, sink: OrderedSink, folder: Path, count: int, progress: Optional[Callable[[dict], None]]):
-        self.sink, self.folder, self.count, self._progress = sink, folder, count, progress
+    def __init__(self, sink: OrderedSink, folder: Path, count: int, progress: Optional[Callable[[dict], None]],
+                 key: Optional[str] = None):
+        self.sink, self.folder, self.count, self._progress, self.key = sink, folder, count, progress, key
         self._started = False
 
     def _catch_up(self) -> None:
         if not self._started:
-            self._started = True
-            self.sink.mark(*_listed_frames(self.folder))
+            listed = _listed_frames(self.folder, self.key)
+            if listed is not None:  # None: the manifest there is not this run's yet
+                self._started = True
+                self.sink.mark(*listed)
 
     def progress(self, event: dict) -> None:
         self._catch_up()
@@ -91,10 +98,13 @@ def _key(path) -> Path:
     return Path(os.path.abspath(path))
 
 
-def _listed_frames(folder: Path) -> list[Path]:
-    """Frames the engine's manifest lists as written (keyframes and resumed frames at the start)."""
+def _listed_frames(folder: Path, key: Optional[str] = None) -> Optional[list[Path]]:
+    """Frames the engine's manifest lists as written (keyframes and resumed frames at the start), or
+    None when the manifest is absent or belongs to another job than `key`."""
     try:
         manifest = json.loads((folder / "manifest.json").read_text())
     except (OSError, ValueError):
-        return []
+        return None
+    if key is not None and manifest.get("job_key") != key:
+        return None
     return [folder / f["file"] for f in manifest.get("frames", []) if f.get("file")]
