@@ -42,7 +42,7 @@ def local_frames(tiny_model, keyframe_files, tmp_path_factory):
 def daemon(ray_cluster, tiny_model, tmp_path_factory):
     """One actor that Ray restarts once: the kill test uses the restart, the last test kills it for good."""
     state = tmp_path_factory.mktemp("ray-state")
-    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
+    env = dict(os.environ, OMP_NUM_THREADS="1")  # what daemon_threads() computes the reference with
     args = ["--model", tiny_model, "--state-dir", state, "--max-batch", "1", "--executor", "ray",
             "--ray-address", ray_cluster, "--ray-actors", "1", "--ray-restarts", "1"]
     with DaemonProcess(args, env=env) as process:
@@ -166,7 +166,7 @@ def test_an_actor_killed_mid_chunk_is_restarted_and_the_transition_ends_with_ide
 def test_a_job_on_a_daemon_with_two_actors_runs_its_chunks_on_both_and_makes_the_same_frames(
         ray_cluster, tiny_model, keyframe_files, local_frames, tmp_path):
     # before the tests of the one-actor daemon below: the cluster's 2 CPUs hold 2 actors at a time
-    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
+    env = dict(os.environ, OMP_NUM_THREADS="1")  # what daemon_threads() computes the reference with
     args = ["--model", tiny_model, "--state-dir", tmp_path, "--max-batch", "1", "--executor", "ray",
             "--ray-address", ray_cluster, "--ray-actors", "2"]
     with DaemonProcess(args, env=env) as process:

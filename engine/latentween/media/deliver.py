@@ -12,6 +12,7 @@ finds the frames without running the model.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -39,9 +40,10 @@ class Segment:
     def count(self) -> int:
         return self.settings.output_count()
 
-    @property
+    @cached_property
     def key(self) -> Optional[str]:
-        """The job key run_morph writes into this folder's manifest (None until the seed is fixed)."""
+        """The job key run_morph writes into this folder's manifest (None until the seed is fixed); read
+        once: it hashes the job and reads the model folder's recommendations."""
         from latentween.morph import effective_settings, job_key
 
         return None if self.settings.seed is None else job_key(self.keyframes, effective_settings(self.settings))
