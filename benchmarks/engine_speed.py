@@ -101,9 +101,14 @@ def section_families(tiny: Path) -> None:
     a = write_png(tiny / "a.png", disk_image((20, 30), (200, 30, 30)))
     b = write_png(tiny / "b.png", disk_image((44, 34), (30, 30, 200)))
     print("## Model families at their default settings: 17 frames, 64x64, tiny checkpoints")
-    print("| family | model | evaluations/frame (manifest) | seconds/frame |")
+    from latentween.testing.tiny_flux import write_tiny_flux
+
+    schnell = tiny / "flux-schnell"
+    if not (schnell / "model_index.json").is_file():
+        write_tiny_flux(schnell, guidance_embeds=False)  # no guidance embedding: schnell's defaults
+    print("| family | model | UNet/transformer evaluations/frame (manifest) | seconds/frame |")
     print("|---|---|---|---|")
-    for family, model in (("sd", tiny), ("sdxl", tiny / "sdxl")):
+    for family, model in (("sd", tiny), ("sdxl", tiny / "sdxl"), ("flux", tiny / "flux"), ("flux-schnell", schnell)):
         out = tiny / f"out-{family}"
         main(["morph", str(a), str(b), "--out", str(out), "--model", str(model), "--frames", "17", "--seed", "1",
               "--clip-model", str(tiny / "clip"), "--quiet"])

@@ -4,8 +4,9 @@ test; numbers for the README's family table):
     python benchmarks/family_memory.py [MODEL_FOLDER ...]
 
 The components are built on PyTorch's meta device (no memory, no download) from the published
-configs of SD 1.5 and SDXL base, written out below, and counted; the known parameter counts
-(SD 1.5 UNet 859.5M, SDXL UNet 2567.5M) check that the configs are the real ones. A diffusers
+configs of SD 1.5, SDXL base and Flux.1 dev, written out below, and counted; the known parameter
+counts (SD 1.5 UNet 859.5M, SDXL UNet 2567.5M, Flux.1 transformer 11.9B, T5-XXL encoder 4.76B)
+check that the configs are the real ones. A diffusers
 folder given on the command line is counted from its own config files the same way.
 """
 from __future__ import annotations
@@ -22,6 +23,8 @@ OPENCLIP_BIGG = dict(hidden_size=1280, intermediate_size=5120, num_attention_hea
                      max_position_embeddings=77, projection_dim=1280, hidden_act="gelu")
 VAE = dict(block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
            up_block_types=("UpDecoderBlock2D",) * 4, latent_channels=4, layers_per_block=2)
+T5_XXL = dict(vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
+              feed_forward_proj="gated-gelu", is_encoder_decoder=False)
 FAMILIES = {
     "sd (SD 1.5)": dict(unet=dict(sample_size=64, cross_attention_dim=768, attention_head_dim=8), text=[CLIP_L]),
     "sdxl (SDXL base)": dict(
@@ -32,6 +35,10 @@ FAMILIES = {
                   use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=256,
                   projection_class_embeddings_input_dim=2816),
         text=[CLIP_L, OPENCLIP_BIGG]),
+    # FluxTransformer2DModel's defaults are Flux.1's (19 double, 38 single blocks, 24 heads of 128); dev
+    # adds the guidance embedding. The encoders: CLIP-L (pooled) and T5 v1.1 XXL's encoder.
+    "flux (Flux.1 dev)": dict(transformer=dict(guidance_embeds=True), text=[CLIP_L], t5=T5_XXL,
+                              vae=dict(VAE, latent_channels=16, use_quant_conv=False, use_post_quant_conv=False)),
 }
 
 
@@ -45,10 +52,20 @@ def family_counts(spec: dict) -> dict[str, int]:
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
     with torch.device("meta"):
-        counts = {"unet": count(UNet2DConditionModel(**spec["unet"])), "vae": count(AutoencoderKL(**VAE))}
+        if "transformer" in spec:
+            from diffusers import FluxTransformer2DModel
+
+            counts = {"transformer": count(FluxTransformer2DModel(**spec["transformer"]))}
+        else:
+            counts = {"unet": count(UNet2DConditionModel(**spec["unet"]))}
+        counts["vae"] = count(AutoencoderKL(**spec.get("vae", VAE)))
         for i, text in enumerate(spec["text"]):
             model = (CLIPTextModel if i == 0 else CLIPTextModelWithProjection)(CLIPTextConfig(**text))
             counts[f"text encoder {i + 1}"] = count(model)
+        if "t5" in spec:
+            from transformers import T5Config, T5EncoderModel
+
+            counts["T5 encoder"] = count(T5EncoderModel(T5Config(**spec["t5"])))
     return counts
 
 

@@ -14,6 +14,10 @@ import pytest
 # Tests never touch the network; the hub code paths still run, in offline mode.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TQDM_DISABLE", "1")
+# Tests run the engine in this process as the CLI would: set up before anything imports torch.
+from latentween.runtime import configure_runtime  # noqa: E402
+
+configure_runtime()
 
 
 def disk_image(center: tuple[int, int], color: tuple[int, int, int], size: int = 64, radius: int = 10,

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from latentween.cli import main
+from family_support import daemon_manifest, morph, same_pixels
 from latentween.errors import ModelError
 from latentween.families import Prompt, family_of_index, family_of_keys
 from latentween.models import ModelManager
@@ -92,11 +92,6 @@ def test_an_sdxl_single_file_loads_the_folders_weights_and_makes_its_frames(sdxl
     assert np.abs(a[0].image - b[0].image).max() < 1e-4
 
 
-def morph(model, keyframe_files, out, *extra):
-    return main(["morph", *map(str, keyframe_files), "--out", str(out), "--model", str(model), "--frames", "5",
-                 "--steps", "6", "--quiet", *map(str, extra)])
-
-
 def test_an_sdxl_morph_has_exact_ends_a_seeded_middle_alignment_and_ranking(sdxl, tiny_model, keyframe_files,
                                                                              tmp_path):
     ranked = ["--candidates", "2", "--clip-model", tiny_model / "clip", "--seed", "3"]
@@ -104,9 +99,9 @@ def test_an_sdxl_morph_has_exact_ends_a_seeded_middle_alignment_and_ranking(sdxl
     assert morph(sdxl, keyframe_files, tmp_path / "b", *ranked) == 0
     frames = [[(tmp_path / run / f"frame_{i:05d}.png").read_bytes() for i in range(5)] for run in "ab"]
     assert frames[0] == frames[1]
-    assert frames[0][0] == keyframe_files[0].read_bytes() or _same_pixels(tmp_path / "a" / "frame_00000.png",
+    assert frames[0][0] == keyframe_files[0].read_bytes() or same_pixels(tmp_path / "a" / "frame_00000.png",
                                                                           keyframe_files[0])
-    assert _same_pixels(tmp_path / "a" / "frame_00004.png", keyframe_files[1])
+    assert same_pixels(tmp_path / "a" / "frame_00004.png", keyframe_files[1])
     manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
     assert manifest["model"]["family"] == "sdxl"
     assert manifest["conditioning"]["alignment"]["used"] and manifest["conditioning"]["ranking"]["clip_model"]
@@ -139,14 +134,8 @@ def test_an_sdxl_morph_inverts_both_encoders_prompts_and_follows_a_pose_through_
     assert (tmp_path / "posed" / "frame_00002.png").read_bytes() != (tmp_path / "plain" / "frame_00002.png").read_bytes()
 
 
-def _same_pixels(a, b):
-    import cv2
-
-    return np.array_equal(cv2.imread(str(a), cv2.IMREAD_UNCHANGED), cv2.imread(str(b), cv2.IMREAD_UNCHANGED))
-
-
 @pytest.mark.parametrize("index, words", [
-    ({"_class_name": "FluxPipeline", "transformer": [], "text_encoder": []}, "a Flux model"),
+    ({"_class_name": "StableDiffusion3Pipeline", "transformer": [], "text_encoder": []}, "Stable Diffusion 3"),
     ({"_class_name": "StableDiffusionXLImg2ImgPipeline", "unet": [], "text_encoder_2": []}, "refiner"),
     ({"_class_name": "SomethingElsePipeline", "transformer": []}, "not a family latentween runs"),
 ])
@@ -173,15 +162,7 @@ def test_prompt_rows_stack_slice_and_cat_every_part():
 
 
 def test_a_daemon_serving_an_sdxl_model_runs_its_jobs_unchanged(sdxl, keyframe_files, tmp_path):
-    from latentween.client import Client
-    from latentween.server.process import DaemonProcess
-
-    with DaemonProcess(["--model", sdxl, "--state-dir", tmp_path / "state"]) as daemon:
-        client = Client(daemon.url)
-        job = client.wait(client.submit(keyframe_files, {"frames": 3, "steps": 4, "candidates": 1, "seed": 5})["id"],
-                          interval=0.05)
-        assert job["state"] == "done", job
-        manifest = client.manifest(job["id"])
+    manifest = daemon_manifest(sdxl, keyframe_files, tmp_path / "state")
     assert manifest["model"]["family"] == "sdxl" and manifest["frames"][1]["source"] == "generated"
 
 

@@ -34,7 +34,9 @@ def test_the_cli_makes_idle_openmp_threads_sleep_before_torch_loads_unless_the_u
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     if preset:
         env["OMP_WAIT_POLICY"] = preset
-    code = "import os, sys, latentween.cli; print(os.environ['OMP_WAIT_POLICY'], 'torch' in sys.modules)"
+    code = ("import os, sys, contextlib, latentween.cli\n"
+            "with contextlib.redirect_stdout(sys.stderr), contextlib.suppress(SystemExit): latentween.cli.main(['--version'])\n"
+            "print(os.environ['OMP_WAIT_POLICY'], 'torch' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert proc.stdout.split() == [expected, "False"]
 

@@ -82,7 +82,8 @@ def test_events_stream_progress_and_frames_and_end_with_the_final_state(daemon, 
     kinds = [k for k, _ in events]
     assert kinds[0] == "state" and kinds[-1] == "state" and events[-1][1]["state"] == "done"
     progress = [d["progress"]["done"] for k, d in events if k == "progress"]
-    assert progress and progress == sorted(progress)
+    # a job that finished before the stream attached (a busy machine) has no progress left to stream
+    assert progress == sorted(progress) and (progress or events[0][1]["state"] == "done")
     # the first event is the whole job, frames finished so far included; frame events follow for the rest
     streamed = [d["index"] for k, d in events if k == "frame"]
     assert len(set(streamed)) == len(streamed) and set(events[0][1]["frames"]) | set(streamed) == set(range(9))

@@ -97,7 +97,7 @@ def _wait_final(client, job_id):
 
 
 def test_a_full_disk_fails_the_job_with_the_reason_and_the_next_job_runs(tiny_model, keyframe_files, tmp_path, monkeypatch):
-    import latentween.morph
+    import latentween.outputs
     from latentween.server.config import ServerConfig
     from latentween.server.inputs import from_upload
     from latentween.server.service import JobService
@@ -114,7 +114,7 @@ def test_a_full_disk_fails_the_job_with_the_reason_and_the_next_job_runs(tiny_mo
             uploads = [from_upload(p.read_bytes(), p.name, service.config) for p in keyframe_files]
             return service.submit(MorphSettings(frames=3, steps=4, candidates=1), lambda: uploads).id
 
-        monkeypatch.setattr(latentween.morph, "write_atomic", no_space)
+        monkeypatch.setattr(latentween.outputs, "write_atomic", no_space)  # the output folder's writes
         failed = _wait_service(service, submit())
         monkeypatch.undo()
         assert failed.state == "failed" and failed.error.startswith("disk full while writing frames")

@@ -1,13 +1,13 @@
 """The toy world's evaluation (issue 7) and alignment on the shipped toy model's features (issue 9)."""
 import json
 import math
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
 from latentween.align import Alignment, estimate_alignment, similarity_parameters
+from latentween.settings import MorphSettings
 from latentween.toyworld import world
 from latentween.toyworld.world import DiskParams
 
@@ -33,7 +33,7 @@ def disks(params) -> np.ndarray:
 def align(pipe, a, b, model="auto"):
     from latentween.alignment_sources import feature_matches
 
-    matches, changed = feature_matches(pipe, [a, b], None, SimpleNamespace(prompt="", negative="", seed=0))
+    matches, changed = feature_matches(pipe, [a, b], None, MorphSettings(seed=0))
     return estimate_alignment(matches, (16, 16), "features", model=model, changed=changed)
 
 

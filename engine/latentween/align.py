@@ -89,16 +89,23 @@ class Alignment:
 
 # -- features and matching -----------------------------------------------------------------------------
 
-def decoder_features(unet, latents: torch.Tensor, t: int, context, eps: torch.Tensor, alpha_bar: float,
+def decoder_features(unet, latents: torch.Tensor, t: int, context, eps: torch.Tensor, noise: tuple,
                      condition, blocks: Sequence[int] = (1, 2)) -> torch.Tensor:
-    """Up-block features of each latent noised to timestep t with the shared noise `eps`, upsampled to
-    the latent's size and concatenated: (B, C, h, w), each block L2-normalised per pixel. `context`:
-    one prompt per latent (families.Prompt); `condition`: the model family's unet_kwargs."""
+    """Decoder features of each latent noised to timestep t with the shared noise `eps` as z_t = a z0 + s eps,
+    `noise` = (a, s), upsampled to the latent's size and concatenated: (B, C, h, w), each block
+    L2-normalised per pixel. A UNet gives its up blocks `blocks`; a transformer (latentween.flux) its
+    image tokens of a few blocks, as a grid. `context`: one prompt per latent (families.Prompt);
+    `condition`: the model family's conditioning."""
+    size = latents.shape[-2:]
+    if hasattr(unet, "feature_taps"):
+        taps = unet.feature_taps(*size)
+    else:
+        taps = [(unet.up_blocks[i], lambda out: out) for i in blocks if i < len(unet.up_blocks)]
     captured: dict[int, torch.Tensor] = {}
-    hooks = [unet.up_blocks[i].register_forward_hook(lambda m, a, out, i=i: captured.__setitem__(i, out))
-             for i in blocks if i < len(unet.up_blocks)]
+    hooks = [module.register_forward_hook(lambda m, a, out, i=i, read=read: captured.__setitem__(i, read(out)))
+             for i, (module, read) in enumerate(taps)]
     try:
-        z_t = add_noise(latents, eps, alpha_bar**0.5, (1 - alpha_bar) ** 0.5)
+        z_t = add_noise(latents, eps, *noise)
         with torch.inference_mode():
             sample = z_t.to(unet.dtype)
             unet(sample, torch.tensor(t, device=latents.device), return_dict=False,
@@ -106,7 +113,6 @@ def decoder_features(unet, latents: torch.Tensor, t: int, context, eps: torch.Te
     finally:
         for h in hooks:
             h.remove()
-    size = latents.shape[-2:]
     feats = [F.normalize(F.interpolate(captured[i].float(), size=size, mode="bilinear", align_corners=False), dim=1)
              for i in sorted(captured)]
     return torch.cat(feats, dim=1)

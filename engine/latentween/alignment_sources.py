@@ -9,6 +9,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from latentween.schedulers import training_coefficients
 from latentween.align import Matches, change_mask, decoder_features, distinct_mask, estimate_alignment, mutual_matches
 from latentween.errors import InputError
 from latentween.families import Prompt
@@ -60,10 +61,10 @@ def feature_matches(pipe, work: Sequence[np.ndarray], text, settings) -> tuple[M
         context = Prompt.stack([text[0], text[1]]).to(latents.device)
     timesteps = pipe.scheduler.config.num_train_timesteps
     t = int(FEATURE_NOISE * timesteps)
-    alpha_bar = float(pipe.scheduler.alphas_cumprod[t])
+    noise = tuple(float(c) for c in training_coefficients(pipe.scheduler, t))
     eps = randn(latents.shape[1:], frame_generator(settings.seed or 0, 0.5, 0, "align")).to(latents.device)
-    feats = decoder_features(pipe.unet, latents, t, context, eps[None].expand_as(latents), alpha_bar,
-                             pipe.family.unet_kwargs)
+    condition = pipe.family.guidance(settings.guidance, settings.true_cfg)[1]
+    feats = decoder_features(pipe.unet, latents, t, context, eps[None].expand_as(latents), noise, condition)
     stride = 1
     while feats.shape[-1] * feats.shape[-2] // stride**2 > MAX_MATCH_PIXELS:
         stride *= 2

@@ -31,7 +31,8 @@ def model_fingerprint(components) -> str:
     """Identity of a model's weights for caches: its location plus size and time of its weight files."""
     source = components.source
     path = Path(source.location)
-    files = [path] if path.is_file() else sorted(path.glob("unet/*")) + sorted(path.glob("text_encoder*/*"))
+    files = [path] if path.is_file() else sorted(path.glob("unet/*")) + sorted(path.glob("transformer/*")) + sorted(
+        path.glob("text_encoder*/*"))
     stats = [f"{f.name}:{f.stat().st_size}:{int(f.stat().st_mtime)}" for f in files if f.is_file()]
     return f"{source.kind}:{source.location}:{','.join(stats)}"
 
@@ -72,14 +73,14 @@ def _inverted_text(pipe, components, settings, work, cache, progress, should_can
 
     cache = cache or EmbeddingCache()
     key = cache.key(model_fingerprint(components), work, settings.prompt, settings.negative, settings.invert_steps,
-                    settings.guidance)
+                    settings.guidance, true_cfg=settings.true_cfg)
     prompts = cache.get(key)
     if prompts is None:
         cond, negative = pipe.encode_pair(settings.prompt, settings.negative)
         views = [pipe.encode_images(augmented_views(image, VIEWS, seed=i)) for i, image in enumerate(work)]
+        scale, condition = pipe.family.guidance(settings.guidance, settings.true_cfg)
         prompts = invert_prompts(pipe.unet, pipe.scheduler, views, cond, negative, steps=settings.invert_steps,
-                                 guidance=settings.guidance, condition=pipe.family.unet_kwargs, callback=progress,
-                                 should_cancel=should_cancel)
+                                 guidance=scale, condition=condition, callback=progress, should_cancel=should_cancel)
         cache.put(key, prompts)
     report["inversion"] = {"steps": settings.invert_steps, "cached": prompts.cached, "cache_key": key,
                            "loss_before": prompts.loss_before, "loss_after": prompts.loss_after}
@@ -110,11 +111,10 @@ def _prepare_pose(cond, pipe, components, manager, settings, keyframes, fitted_r
         cond.report["pose"]["warning"] = why
         return
     spec = settings.controlnet or pipe.family.default_controlnet
-    controlnet = manager.controlnet(spec)
-    if controlnet.config.cross_attention_dim != components.unet.config.cross_attention_dim:
-        raise ModelError(f"ControlNet {spec!r} belongs to another base model (cross-attention width "
-                         f"{controlnet.config.cross_attention_dim}, the model has {components.unet.config.cross_attention_dim}); "
-                         f"pass --controlnet for this model")
+    try:
+        controlnet = pipe.family.fit_controlnet(manager.controlnet(spec), components)
+    except ModelError as exc:
+        raise ModelError(f"ControlNet {spec!r}: {exc}; pass --controlnet with one made for this model") from exc
     cond.track, cond.controlnet = track, controlnet
     cond.control = lambda f: (track.control(f, work_size), control_scale(f, settings.pose_scale))
     cond.report["pose"]["controlnet"] = spec

@@ -71,11 +71,21 @@ class GuidedDenoiser:
             if control is not None:
                 down, mid = self.controlnet(sample, t.to(device), controlnet_cond=control.to(device, dtype),
                                             conditioning_scale=1.0, return_dict=False, **conditioning)
-                s = scale.to(device, dtype).view(-1, 1, 1, 1)
-                residuals = dict(down_block_additional_residuals=[d * s for d in down],
-                                 mid_block_additional_residual=mid * s)
+                s = scale.to(device, dtype)
+                residuals = dict(down_block_additional_residuals=_scaled(down, s),
+                                 mid_block_additional_residual=_scaled(mid, s))
                 self.counter.controlnet_calls += 1
             pred = self.unet(sample, t.to(device), return_dict=False, **conditioning, **residuals)[0]
         self.counter.calls += 1
         self.counter.rows += sample.shape[0]
         return pred.float()
+
+
+def _scaled(residuals, scale: torch.Tensor):
+    """ControlNet residuals times a per-sample scale: a tensor or a list of them (a UNet's down blocks,
+    a Flux ControlNet's blocks), of any rank; None (no blocks of that kind) stays None."""
+    if residuals is None:
+        return None
+    if isinstance(residuals, (list, tuple)):
+        return [_scaled(r, scale) for r in residuals]
+    return residuals * scale.view(-1, *[1] * (residuals.ndim - 1))

@@ -21,6 +21,8 @@ import torch
 
 from latentween.families import Prompt
 from latentween.method import add_noise
+from latentween.progress import Progress
+from latentween.schedulers import prediction_target, training_coefficients
 
 INVERSION_LR = 1e-4
 VIEWS = 8  # augmented views encoded once per keyframe; each step draws one
@@ -66,14 +68,12 @@ def augmented_views(image: np.ndarray, count: int, seed: int) -> list[np.ndarray
 
 def guided_loss(unet, scheduler, z0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, cond: Prompt,
                 negative: Prompt, guidance: float, condition) -> torch.Tensor:
-    """|| eps_hat(alpha_t z0 + sigma_t eps; t, c, neg) - target ||^2, target eps or v as the model predicts.
-    cond: one row per z0; `condition`: the family's unet_kwargs."""
-    ab = scheduler.alphas_cumprod.to(z0.device)[t].view(-1, 1, 1, 1)
-    z_t = add_noise(z0, eps, ab.sqrt(), (1 - ab).sqrt())
-    if scheduler.config.prediction_type == "v_prediction":
-        target = ab.sqrt() * eps - (1 - ab).sqrt() * z0
-    else:
-        target = eps
+    """|| eps_hat(alpha_t z0 + sigma_t eps; t, c, neg) - target ||^2, target eps, v or the flow velocity
+    as the model predicts (latentween.schedulers). cond: one row per z0; `condition`: the family's
+    conditioning (families.SD.guidance)."""
+    a, s = (c.to(z0.device).view(-1, 1, 1, 1) for c in training_coefficients(scheduler, t))
+    z_t = add_noise(z0, eps, a, s)
+    target = prediction_target(scheduler, z0, eps, a, s)
     n = z0.shape[0]
     dtype = unet.dtype
     sample = torch.cat([z_t, z_t]).to(dtype)
@@ -132,7 +132,7 @@ def invert_prompts(unet, scheduler, views: Sequence[torch.Tensor], cond: Prompt,
             optimizer.step()
             losses.append(loss.item())
             if callback is not None:
-                callback({"stage": "inversion", "done": step + 1, "total": steps})
+                callback(Progress(stage="inversion", done=step + 1, total=steps).event())
     return InvertedPrompts(*(p.map(lambda x: x.detach()) for p in params), loss_before=before,
                            loss_after=fixed_loss(), losses=losses)
 
@@ -151,13 +151,15 @@ class EmbeddingCache:
 
     @staticmethod
     def key(model_id: str, images: Sequence[np.ndarray], prompt: str, negative: str, steps: int, guidance: float,
-            lr: float = INVERSION_LR) -> str:
+            lr: float = INVERSION_LR, true_cfg: float = 1.0) -> str:
         digest = hashlib.sha256()
         for image in images:
             digest.update(str(image.shape).encode())
             digest.update(np.ascontiguousarray(image, dtype=np.float32).tobytes())
         payload = {"v": CACHE_VERSION, "model": model_id, "images": digest.hexdigest(), "prompt": prompt,
                    "negative": negative, "steps": steps, "guidance": guidance, "lr": lr, "views": VIEWS}
+        if true_cfg != 1.0:  # flow families only; absent otherwise, so earlier entries keep their keys
+            payload["true_cfg"] = true_cfg
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:40]
 
     def path(self, key: str) -> Path:

@@ -92,10 +92,5 @@ def _holder(components):
 
     from latentween.families import FAMILIES
 
-    parts = dict(vae=components.vae, text_encoder=components.text_encoder, tokenizer=components.tokenizer,
-                 unet=components.unet, scheduler=None)
-    if components.family == "sdxl":
-        parts.update(text_encoder_2=components.text_encoder_2, tokenizer_2=components.tokenizer_2)
-    else:
-        parts.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-    return getattr(diffusers, FAMILIES[components.family].pipeline_class)(**parts)
+    family = FAMILIES[components.family](components)
+    return getattr(diffusers, family.pipeline_class)(**family.pipeline_parts(components))

@@ -93,11 +93,13 @@ def denoise(model: Denoiser, z: torch.Tensor, scheduler, begin: int, *, end: Opt
         extra["generator"] = list(generators)
     captured: dict[int, torch.Tensor] = {}
     steps = len(timesteps)
+    # flow-matching samplers feed the model the latents as they are
+    scale = getattr(scheduler, "scale_model_input", lambda x, t: x)
     for pos in range(begin, steps if end is None else end):
         if capture and steps - 1 - pos in capture:
             captured[steps - 1 - pos] = z.clone()
         t = timesteps[pos]
-        out = model(scheduler.scale_model_input(z, t), t)
+        out = model(scale(z, t), t)
         z = scheduler.step(out, t, z, return_dict=False, **extra)[0].to(z.dtype)
         if callback is not None:
             callback({"step": pos - begin + 1, "steps": steps - begin, "timestep": int(t), "samples": z.shape[0]})

@@ -9,21 +9,18 @@ downloads parts the method does not use (the safety checker, for one).
 from __future__ import annotations
 
 import os
-import re
-import socket
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
-from urllib.parse import urlparse
 
 from latentween.errors import ModelError, one_line, loading
-from latentween.families import FAMILIES, family_of_index, family_of_keys
+from latentween.hub import HUB_ID as _HUB_ID, check_hub_model, hub_file, hub_reachable, missing_message
+from latentween.families import FAMILIES, family_of_index, family_of_keys, recommended_settings
 from latentween.settings import RuntimeSettings
 
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".bin")
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 @dataclass
@@ -48,8 +45,8 @@ class Components:
     device: Any
     dtype: Any
     extras: dict = field(default_factory=dict)
-    family: str = "sd"  # latentween.families: sd (1.x/2.x) or sdxl
-    text_encoder_2: Any = None  # SDXL's second encoder (CLIPTextModelWithProjection) and its tokenizer
+    family: str = "sd"  # latentween.families: sd (1.x/2.x), sdxl or flux (`unet` is then a flux.PackedTransformer)
+    text_encoder_2: Any = None  # SDXL's second encoder (CLIPTextModelWithProjection) or Flux's T5, and its tokenizer
     tokenizer_2: Any = None
 
     @property
@@ -58,8 +55,11 @@ class Components:
 
     @property
     def native_size(self) -> int:
-        """The short side, in pixels, the model was trained at (512 for SD 1.5)."""
-        size = self.unet.config.sample_size
+        """The short side, in pixels, the model was trained at (512 for SD 1.5); a transformer's config
+        does not say, its VAE's does (1024 for Flux)."""
+        size = self.unet.config.get("sample_size")
+        if size is None:
+            return int(self.vae.config.sample_size)
         size = size[0] if isinstance(size, (list, tuple)) else size
         return int(size) * self.vae_scale_factor
 
@@ -99,9 +99,10 @@ def read_recommendations(source: ModelSource) -> dict:
     guidance); used where the user set nothing (MorphSettings.with_defaults). A broken file is an error."""
     if source.kind != "folder":
         return {}
+    family = recommended_settings(Path(source.location))
     path = Path(source.location) / RECOMMENDATIONS_FILE
     if not path.is_file():
-        return {}
+        return family
     import json
 
     try:
@@ -110,7 +111,7 @@ def read_recommendations(source: ModelSource) -> dict:
         raise ModelError(f"{path} is not readable JSON: {exc}") from exc
     if not isinstance(values, dict):
         raise ModelError(f"{path} must hold a JSON object of settings")
-    return values
+    return {**family, **values}
 
 
 def pick_device(requested: str = "auto"):
@@ -143,37 +144,12 @@ def pick_dtype(requested: str, device):
 
 
 def configure_determinism(device) -> None:
-    """Same shapes, same software, same machine: same bits. Identity across batch shapes is not asked
-    of the kernels (they may round differently per shape on another CPU or GPU); the pipeline keeps
-    every chunk's composition fixed instead (plan.level_chunks), so the CPU keeps its fastest
-    convolutions (oneDNN) and CUDA only has to repeat itself for a given shape."""
-    import torch
-
+    """The old name of latentween.runtime.configure_torch, for scripts that call it (benchmarks): the
+    flags are process-wide, so the model manager no longer sets them; the entry points do."""
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = False  # autotuning may pick another algorithm next run
-        torch.backends.cudnn.deterministic = True
+        from latentween.runtime import configure_torch
 
-
-def hub_reachable() -> bool:
-    """Whether the hub's host resolves; an offline workstation then fails fast instead of retrying."""
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
-        return False
-    from huggingface_hub import constants
-
-    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
-    try:
-        socket.getaddrinfo(host, 443)
-        return True
-    except OSError:
-        return False
-
-
-def _missing_message(spec: str, reason: str) -> str:
-    return (f"model {spec!r} is not on this machine and could not be downloaded ({reason}); "
-            f"give a local folder or .safetensors file with --model, or download it while online with "
-            f"`hf download {spec}` (set HF_HUB_OFFLINE=1 to skip network look-ups)")
-
-
+        configure_torch()
 
 
 def load_components(source: ModelSource, device, dtype, checkpoint_config: Optional[str] = None) -> Components:
@@ -192,7 +168,7 @@ def load_components(source: ModelSource, device, dtype, checkpoint_config: Optio
         from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
 
         if isinstance(exc, (LocalEntryNotFoundError, RepositoryNotFoundError)) or "offline" in str(exc).lower():
-            raise ModelError(_missing_message(source.spec, one_line(exc))) from exc
+            raise ModelError(missing_message(source.spec, one_line(exc))) from exc
         raise ModelError(f"cannot load model {source.spec!r}: {one_line(exc)}") from exc
     for name in ("unet", "vae", "text_encoder", "text_encoder_2"):
         if parts.get(name) is not None:
@@ -227,6 +203,10 @@ def _load_pretrained(source: ModelSource, dtype):
     common = dict(local_files_only=local_only)
     index = _read_model_index(location, local_only)
     parts: dict = {"family": family_of_index(index, source.spec)}
+    if parts["family"] == "flux":
+        from latentween.flux import load_flux
+
+        return {**parts, **load_flux(location, dtype, common)}
     parts["unet"] = UNet2DConditionModel.from_pretrained(location, subfolder="unet", torch_dtype=dtype, **common)
     parts["vae"] = AutoencoderKL.from_pretrained(location, subfolder="vae", torch_dtype=dtype, **common)
     parts["text_encoder"] = CLIPTextModel.from_pretrained(location, subfolder="text_encoder", dtype=dtype, **common)
@@ -254,50 +234,35 @@ def _read_model_index(location: str, local_only: bool) -> dict:
     return json.loads(path.read_text())
 
 
-def check_hub_model(spec: str, local_only: bool) -> None:
-    """Fail with one clear line before diffusers retries every component against an absent hub."""
-    from huggingface_hub import try_to_load_from_cache
-
-    if local_only and not isinstance(try_to_load_from_cache(spec, "model_index.json"), str):
-        raise ModelError(_missing_message(spec, "no network and not in the Hugging Face cache"))
-
-
-def hub_file(repo: str, filename: str, what: str, flag: str) -> str:
-    """A file of a hub repo from the cache or a download; one clear error when neither works."""
-    from huggingface_hub import hf_hub_download, try_to_load_from_cache
-
-    cached = try_to_load_from_cache(repo, filename)
-    if isinstance(cached, str):
-        return cached
-    if not _HUB_ID.match(repo):
-        raise ModelError(f"{what} {repo!r} is neither a local path nor a hub id like owner/name")
-    if not hub_reachable():
-        raise ModelError(f"{what} {repo!r} is not on this machine and cannot be downloaded (no network); "
-                         f"give a local path with {flag}, or download it while online with `hf download {repo} {filename}`")
-    try:
-        return hf_hub_download(repo, filename)
-    except Exception as exc:
-        raise ModelError(f"cannot download {what} {repo}/{filename}: {one_line(exc)}") from exc
-
-
 def load_controlnet(spec: str, device, dtype):
-    """An OpenPose ControlNet from a hub id, a diffusers folder or a single file."""
-    from diffusers import ControlNetModel
+    """An OpenPose ControlNet from a hub id, a diffusers folder or a single file (SD and SDXL ones);
+    a folder's config names its class (ControlNetModel, or FluxControlNetModel for Flux)."""
+    import diffusers
 
     _quiet_libraries()
     path = Path(spec).expanduser()
     with loading(f"ControlNet {spec!r}"):
         if path.is_file():
-            model = ControlNetModel.from_single_file(str(path), torch_dtype=dtype)
+            model = diffusers.ControlNetModel.from_single_file(str(path), torch_dtype=dtype)
         elif path.is_dir() or not _HUB_ID.match(spec):
             if not (path / "config.json").is_file():
                 raise ModelError(f"ControlNet {spec!r} is not a diffusers ControlNet folder or file")
-            model = ControlNetModel.from_pretrained(str(path), torch_dtype=dtype)
+            model = _controlnet_class(path / "config.json").from_pretrained(str(path), torch_dtype=dtype)
         else:
-            hub_file(spec, "config.json", "ControlNet", "--controlnet")
-            model = ControlNetModel.from_pretrained(spec, torch_dtype=dtype, local_files_only=not hub_reachable())
+            config = hub_file(spec, "config.json", "ControlNet", "--controlnet")
+            model = _controlnet_class(Path(config)).from_pretrained(spec, torch_dtype=dtype,
+                                                                   local_files_only=not hub_reachable())
     model.to(device).eval().requires_grad_(False)
     return model
+
+
+def _controlnet_class(config: Path):
+    import json
+
+    import diffusers
+
+    name = json.loads(config.read_text()).get("_class_name")
+    return diffusers.FluxControlNetModel if name == "FluxControlNetModel" else diffusers.ControlNetModel
 
 
 def load_preview_vae(spec: str, device, dtype):
@@ -368,7 +333,6 @@ class ModelManager:
         self.runtime = runtime or RuntimeSettings()
         self.device = pick_device(self.runtime.device)
         self.dtype = pick_dtype(self.runtime.dtype, self.device)
-        configure_determinism(self.device)
         self.max_loaded = max(1, max_loaded)
         self._loaded: "dict[str, OrderedDict[str, Any]]" = {}
         self._lock = threading.Lock()

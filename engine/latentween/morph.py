@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,16 +20,13 @@ import numpy as np
 
 from latentween import __version__
 from latentween import lora
-from latentween.atomic import write_atomic
 from latentween.errors import InputError
 from latentween.images import Keyframe, composite_rgb, encode_png, fit, resize, to_integer, work_size
+from latentween.outputs import FRAME_PATTERN, STATE_DIR, OutputFolder  # noqa: F401 (imported from here too)
 from latentween.settings import MorphSettings, RuntimeSettings, parse_size
 from latentween.takes import pending_take, plan_takes
 
 log = logging.getLogger(__name__)
-
-FRAME_PATTERN = "frame_{:05d}.png"
-STATE_DIR = ".latentween"
 
 
 @dataclass
@@ -54,86 +50,6 @@ def prepare_keyframes(keyframes: Sequence[Keyframe], settings: MorphSettings) ->
             pixels = np.dstack([pixels, np.ones(pixels.shape[:2], np.float32)])
         fitted.append(fit(pixels, size, settings.fit))
     return Prepared(fitted, size, channels, bit_depth)
-
-
-class OutputFolder:
-    """Frames, latents and the manifest of one job, all written atomically."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.state = self.path / STATE_DIR
-
-    def check_writable(self) -> None:
-        try:
-            self.state.mkdir(parents=True, exist_ok=True)
-            probe = self.state / ".probe"
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as exc:
-            raise InputError(f"output folder {str(self.path)!r} is not writable: {exc.strerror or exc}") from exc
-
-    def frame_path(self, index: int) -> Path:
-        return self.path / FRAME_PATTERN.format(index)
-
-    def latent_path(self, index: int) -> Path:
-        return self.state / f"latent_{index:05d}.safetensors"
-
-    def write_frame(self, index: int, pixels: np.ndarray | bytes) -> Path:
-        """`pixels`: the output's integer array, or its PNG bytes as encoded elsewhere (frame_png)."""
-        path = self.frame_path(index)
-        write_atomic(path, pixels if isinstance(pixels, bytes) else encode_png(pixels))
-        return path
-
-    def write_latent(self, index: int, latent) -> None:
-        from safetensors.torch import save
-
-        write_atomic(self.latent_path(index), save({"latent": latent.contiguous()}))
-
-    def write_pose(self, index: int, pose, size: tuple[int, int]) -> None:
-        """pose_00000.png (the skeleton the ControlNet saw, at the output size) and pose_00000.json."""
-        from latentween.pose import render_pose
-
-        stem = Path(FRAME_PATTERN.format(index)).stem.replace("frame", "pose")
-        write_atomic(self.path / f"{stem}.png", encode_png(render_pose(pose, size)))
-        write_atomic(self.path / f"{stem}.json", json.dumps(pose.to_openpose_json()).encode())
-
-    def write_manifest(self, manifest: dict) -> None:
-        write_atomic(self.path / "manifest.json", json.dumps(manifest, indent=2).encode())
-
-    def read_manifest(self) -> Optional[dict]:
-        try:
-            return json.loads((self.path / "manifest.json").read_text())
-        except (OSError, ValueError):
-            return None
-
-    def finished_latents(self, base_key: str, count: int) -> dict:
-        """Take-0 latents a previous run of the same job (takes aside: `base_key`) finished; whether a
-        frame's file is final is for takes.plan_takes to say."""
-        from safetensors.torch import load_file
-
-        old = self.read_manifest()
-        if not old or old.get("base_key", old.get("job_key")) != base_key:
-            self._forget(old)
-            return {}
-        done = {}
-        for i in range(1, count - 1):
-            if self.latent_path(i).is_file():
-                try:
-                    done[i] = load_file(str(self.latent_path(i)))["latent"]
-                except Exception:  # a damaged latent file just means the frame is made again
-                    continue
-        return done
-
-    def _forget(self, old: Optional[dict]) -> None:
-        """A different job ran here before: remove its frames (only files it listed) and latents."""
-        if not old:
-            return
-        for entry in old.get("frames", []):
-            name = Path(str(entry.get("file", ""))).name
-            if name and name == entry.get("file"):
-                (self.path / name).unlink(missing_ok=True)
-        shutil.rmtree(self.state, ignore_errors=True)
-        self.state.mkdir(parents=True, exist_ok=True)
 
 
 def job_key(keyframes: Sequence[Keyframe], settings: MorphSettings, extra: Optional[dict] = None) -> str:
@@ -212,8 +128,10 @@ def load_transition(keyframes: Sequence[Keyframe], settings: MorphSettings, runt
     preview = manager.preview_vae(settings.preview_vae) if settings.preview_vae else None
     pipe = InterpolationPipeline.from_components(components, scheduler=settings.scheduler, preview_vae=preview,
                                                  max_batch=runtime.max_batch)
+    if settings.true_cfg != 1.0 and not pipe.family.flow:
+        raise InputError(f"--true-cfg is for flow models (Flux); {pipe.family.name} models take --guidance")
     wsize = work_size(prepared.size, components.native_size, settings.work_size,
-                      multiple=max(8, components.vae_scale_factor))
+                      multiple=max(8, components.vae_scale_factor * pipe.family.patch))
     work = [resize(composite_rgb(p), wsize) for p in prepared.fitted]
     return Transition(keyframes, settings, prepared, components, pipe, work, wsize)
 
@@ -229,12 +147,8 @@ def condition_transition(t: Transition, manager, *, cache=None, progress=None, s
                                          [composite_rgb(p) for p in prepared.fitted], t.work, prepared.size, t.wsize,
                                          cache=cache, progress=progress, should_cancel=should_cancel, chooser=chooser)
     t.pipe.controlnet = cond.controlnet
-    t.request = InterpolationRequest(
-        fractions=settings.frame_fractions(), seed=settings.seed, prompt=settings.prompt, negative=settings.negative,
-        steps=settings.steps, guidance=settings.guidance, eta=settings.eta, min_noise=settings.min_noise,
-        max_noise=settings.max_noise, noise_curve=settings.noise_curve, scheme=settings.scheme,
-        candidates=candidate_counter(settings.candidates), text=cond.text, control=cond.control,
-        alignment=cond.alignment, prune_at=settings.prune_at or None, keep=settings.keep,
+    t.request = InterpolationRequest.from_settings(
+        settings, text=cond.text, control=cond.control, alignment=cond.alignment,
         rank_early=cond.chooser is not None and settings.choose == "clip")
     return cond
 
@@ -370,13 +284,6 @@ def _unet_totals(frames: list[dict], counter) -> dict:
     made = [f["unet"]["evaluations"] for f in frames if f.get("source") == "generated" and "unet" in f]
     return {"calls": counter.calls, "evaluations": counter.rows,
             "evaluations_per_frame": round(sum(made) / len(made), 2) if made else None}
-
-
-def candidate_counter(fixed: Optional[int]) -> Callable[[int], int]:
-    """Candidates per level: a fixed number, or the reference schedule (METHOD.md 5)."""
-    from latentween.plan import reference_candidates
-
-    return (lambda level: fixed) if fixed else reference_candidates
 
 
 def _manifest(keyframes, settings, runtime, components, prepared, wsize, fractions, key) -> dict:

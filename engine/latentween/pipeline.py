@@ -8,7 +8,7 @@ Images in and out are float32 arrays (H, W, 3) in [0, 1] at the work size; file 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
@@ -17,55 +17,12 @@ import torch
 from latentween.errors import Cancelled
 from latentween.families import FAMILIES, Prompt, slerp_prompts
 from latentween.guidance import GuidedDenoiser, UNetCounter
-from latentween.method import denoise, frame_generator, predicted_clean, randn
+from latentween.method import denoise, frame_generator, randn
 from latentween.plan import PlannedFrame, PlannedRow, ddim_index, level_chunks, make_plan
+from latentween.progress import Progress
+from latentween.request import FrameResult, InterpolationRequest
 from latentween.schemes import STARTS, Start
-from latentween.schedulers import make_scheduler, noise_coefficients, start_at
-
-
-@dataclass
-class FrameResult:
-    """One finished frame: the chosen image, its latent (kept for children and for resuming) and facts."""
-
-    index: int
-    fraction: float
-    image: np.ndarray
-    latent: torch.Tensor
-    info: dict
-    # The output file's bytes, when the frame was encoded where it was made (latentween.farm); `image` is then None.
-    png: Optional[bytes] = None
-
-
-@dataclass
-class InterpolationRequest:
-    """What to make. `fractions` are absolute positions of all frames, keyframes included."""
-
-    fractions: Sequence[float]
-    seed: int
-    prompt: str = ""
-    negative: str = ""
-    steps: int = 50
-    guidance: float = 7.5
-    eta: float = 0.0
-    min_noise: float = 0.30
-    max_noise: float = 0.55
-    noise_curve: str = "linear"
-    scheme: str = "ours"
-    candidates: Callable[[int], int] = field(default=lambda level: 1)
-    # Conditioning (METHOD.md 3-4): the keyframes' prompts and the shared negative (families.Prompt),
-    # e.g. from textual inversion (None: encode `prompt`/`negative`); and per frame fraction the
-    # ControlNet input (float (H, W, 3) in [0, 1]) with its scale (None: no ControlNet).
-    text: Optional[tuple[Prompt, Prompt, Prompt]] = None
-    control: Optional[Callable[[float], tuple[np.ndarray, float]]] = None
-    # Beyond the paper: the keyframes' displacement field (latentween.align); parents are moved by
-    # their share of it before the noise-interpolate-denoise step (scheme "ours" only).
-    alignment: Optional[object] = None
-    # Fast path: with prune_at, each frame's candidates are ranked on previews after that share of its
-    # steps and only the best `keep` finish; rank_early says the chooser is automatic (CLIP), not a person.
-    prune_at: Optional[float] = None
-    keep: int = 1
-    rank_early: bool = False
-    takes: dict = field(default_factory=dict)  # frame index -> take (re-roll); absent frames are take 0
+from latentween.schedulers import clean_estimate, make_scheduler, noise_coefficients, start_at, timestep_options
 
 
 @dataclass
@@ -98,6 +55,7 @@ class InterpolationPipeline:
         self.unet, self.vae, self.family = unet, vae, family
         self.scheduler, self.controlnet, self.preview_vae = scheduler, controlnet, preview_vae
         self.max_batch = max_batch
+        self.timestep_options: dict = {}  # set_timesteps' extra arguments for the request's size (_start)
         self.counter = UNetCounter()
         self.device = unet.device
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
@@ -118,8 +76,11 @@ class InterpolationPipeline:
         if images[0].shape != images[1].shape or images[0].ndim != 3 or images[0].shape[2] != 3:
             raise ValueError(f"keyframes must be equal-size (H, W, 3) arrays, got {images[0].shape} and {images[1].shape}")
         h, w = images[0].shape[:2]
-        if h % self.vae_scale_factor or w % self.vae_scale_factor:
-            raise ValueError(f"keyframe size {w}x{h} is not a multiple of {self.vae_scale_factor}")
+        multiple = self.vae_scale_factor * self.family.patch
+        if h % multiple or w % multiple:
+            raise ValueError(f"keyframe size {w}x{h} is not a multiple of {multiple}")
+        if request.true_cfg != 1.0 and not self.family.flow:
+            raise ValueError(f"true_cfg is for flow models (Flux); {self.family.name} models use guidance")
         f = list(request.fractions)
         if len(f) < 2 or f[0] != 0.0 or f[-1] != 1.0 or any(b <= a for a, b in zip(f, f[1:])):
             raise ValueError(f"`fractions` must rise strictly from 0 to 1, got {f}")
@@ -162,7 +123,7 @@ class InterpolationPipeline:
     def noise_level(self, k: int, steps: int) -> tuple[int, float, float]:
         """Set the scheduler up to start at DDIM index k (0 = cleanest): its begin position and the
         (alpha_t, sigma_t) of its own noising there (latentween.schedulers)."""
-        begin = start_at(self.scheduler, steps, k, self.device)
+        begin = start_at(self.scheduler, steps, k, self.device, **self.timestep_options)
         return (begin, *noise_coefficients(self.scheduler, begin))
 
     # -- the method ---------------------------------------------------------------------------
@@ -183,13 +144,13 @@ class InterpolationPipeline:
 
         # 3. Plan the recursion, its noise levels and the fixed chunks of rows that run together
         schedule = self.schedule(request, done)
-        progress = {"done": 0, "total": schedule.total, "stage": "denoising", "levels": len(schedule.plan)}
+        progress = Progress(done=0, total=schedule.total, stage="denoising", levels=len(schedule.plan))
         trajectories: dict[int, dict[int, torch.Tensor]] = {}  # DID only: frame -> {ddim index: latent}
         denoiser = self.denoiser(request)
 
         # 4. Each chunk (whole frames): add noise, interpolate, denoise, decode, choose
         for level_number, numbers in enumerate(schedule.todo, start=1):
-            progress["level"] = level_number
+            progress.level = level_number
             for number in numbers:
                 yield from self._run_chunk(schedule.chunks[level_number - 1][number], (level_number, number), latents,
                                            trajectories, list(request.fractions), text, schedule.plan, done, denoiser,
@@ -213,8 +174,8 @@ class InterpolationPipeline:
         missing = sorted({i for row in chunk for i in (row.frame.left, row.frame.right)} - set(latents))
         if missing:
             raise ValueError(f"chunk {level}/{number} needs the latents of frames {missing}")
-        progress = {"done": 0, "total": (chunk[0].start + 1) * len(chunk), "stage": "denoising",
-                    "levels": len(schedule.plan), "level": level}
+        progress = Progress(done=0, total=(chunk[0].start + 1) * len(chunk), stage="denoising", levels=len(schedule.plan),
+                            level=level)
         denoiser = self.denoiser(request)
         # 4. The chunk, through the code generate() runs it with
         return list(self._run_chunk(chunk, (level, number), latents, {}, list(request.fractions), text, schedule.plan,
@@ -230,8 +191,9 @@ class InterpolationPipeline:
         """Inputs checked, the sampler's timesteps set, the keyframes' and `done` frames' latents by frame
         index, and the text conditioning (cond of each keyframe, negative)."""
         self.check_inputs(images, request)
-        self.scheduler.set_timesteps(request.steps, device=self.device)
         keys = self.encode_images(images)
+        self.timestep_options = timestep_options(self.scheduler, request.steps, tuple(keys.shape[-2:]))
+        self.scheduler.set_timesteps(request.steps, device=self.device, **self.timestep_options)
         latents: dict[int, torch.Tensor] = {0: keys[0], len(request.fractions) - 1: keys[1]}
         latents.update({i: z.to(self.device, torch.float32) for i, z in done.items()})
         if request.text is not None:
@@ -240,8 +202,8 @@ class InterpolationPipeline:
         return latents, (cond, cond, negative)
 
     def denoiser(self, request: InterpolationRequest) -> GuidedDenoiser:
-        return GuidedDenoiser(self.unet, request.guidance, self.max_batch, self.counter, self.controlnet,
-                              condition=self.family.unet_kwargs)
+        scale, condition = self.family.guidance(request.guidance, request.true_cfg)
+        return GuidedDenoiser(self.unet, scale, self.max_batch, self.counter, self.controlnet, condition=condition)
 
     def schedule(self, request: InterpolationRequest, done=()) -> Schedule:
         """The plan, its fixed chunks and which of them still have frames to make. Needs no model."""
@@ -254,7 +216,7 @@ class InterpolationPipeline:
 
     def rows_per_candidate(self, request: InterpolationRequest) -> int:
         """UNet rows one candidate needs per step: both guidance halves unless g is 0 or 1."""
-        return 1 if request.guidance in (0.0, 1.0) else 2
+        return 1 if self.family.guidance(request.guidance, request.true_cfg)[0] in (0.0, 1.0) else 2
 
     def chunks(self, level: list[PlannedFrame], request: InterpolationRequest) -> list[list[PlannedRow]]:
         """The level's frames in fixed chunks of whole frames that fit one UNet call of `max_batch` rows."""
@@ -346,9 +308,9 @@ class InterpolationPipeline:
         def step(info):
             if should_cancel is not None and should_cancel():
                 raise Cancelled()
-            progress["done"] += info["samples"]
+            progress.done += info["samples"]
             if callback is not None:
-                callback(dict(progress))
+                callback(progress.event())
 
         length = len(self.scheduler.timesteps)
         cut = begin + max(1, round(request.prune_at * (length - begin))) if request.prune_at else length
@@ -360,9 +322,7 @@ class InterpolationPipeline:
         z, captured = denoise(model, z_t, self.scheduler, begin, end=cut, eta=request.eta, generators=generators,
                               capture=capture, callback=step)
         # 2. rank each frame's candidates on a preview of the last step's predicted clean latent
-        alpha_bar = float(self.scheduler.alphas_cumprod[int(last["t"])])
-        previews = self.preview_latents(
-            predicted_clean(last["x"], last["out"], alpha_bar, self.scheduler.config.prediction_type))
+        previews = self.preview_latents(clean_estimate(self.scheduler, last["x"], last["out"], last["t"]))
         keep = []
         for frame in dict.fromkeys(row.frame for row in chunk):
             mine = [r for r in alive if chunk[r].frame is frame]
@@ -372,9 +332,9 @@ class InterpolationPipeline:
                                   "kept": [chunk[mine[i]].candidate for i in best]}
             keep += [mine[i] for i in best]
         alive[:] = keep
-        progress["total"] -= (len(chunk) - len(keep)) * (length - cut)
+        progress.total -= (len(chunk) - len(keep)) * (length - cut)
         # 3. the kept candidates finish; the sampler restarts at the cut with them alone
-        restart = start_at(self.scheduler, request.steps, length - 1 - cut, self.device)
+        restart = start_at(self.scheduler, request.steps, length - 1 - cut, self.device, **self.timestep_options)
         kept_generators = [generators[r] for r in keep] if generators is not None else None
         z0, more = denoise(model, z[keep], self.scheduler, restart, eta=request.eta, generators=kept_generators,
                            capture=capture, callback=step)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Optional, Sequence
 
 # Products like 0.3 * 200 land a hair below the integer; the reference truncates exact values.
 _FLOOR_EPS = 1e-9
@@ -146,3 +146,8 @@ def level_chunks(level: Sequence[PlannedFrame], candidates: int | Sequence[int],
             current += rows
         chunks.append(current)
     return chunks
+
+
+def candidate_counter(fixed: Optional[int]) -> Callable[[int], int]:
+    """Candidates per level: a fixed number, or the reference schedule (METHOD.md 5)."""
+    return (lambda level: fixed) if fixed else reference_candidates

@@ -134,7 +134,7 @@ class PoseDetector:
 
     @classmethod
     def load(cls, spec: str, device) -> "PoseDetector":
-        from latentween.models import hub_file
+        from latentween.hub import hub_file
 
         path = Path(spec).expanduser()
         weights = path / "body_pose_model.pth" if path.is_dir() else (path if path.is_file() else None)

@@ -1,8 +1,30 @@
-"""Progress on a terminal: one tqdm bar on stderr, silent when stderr is not a terminal."""
+"""Progress: the engine's events, typed (`Progress`, what the daemon's API shows), and on a terminal one
+tqdm bar on stderr, silent when stderr is not a terminal."""
 from __future__ import annotations
 
 import sys
 from typing import Optional
+
+from pydantic import BaseModel, Field
+
+
+class Progress(BaseModel):
+    """Denoising samples done of the total; `stage` says what the worker is doing."""
+
+    done: int = 0
+    total: int = 0
+    stage: str = Field("queued", description="queued, starting, loading model, denoising, awaiting choice, finished")
+    level: Optional[int] = Field(None, description="bisection level being made (1 = the first midpoint)")
+    levels: Optional[int] = None
+
+    @classmethod
+    def of(cls, event: dict) -> "Progress":
+        """The fields of an engine event dict (callbacks get dicts, which may carry more)."""
+        return cls(**{k: event[k] for k in cls.model_fields if k in event})
+
+    def event(self) -> dict:
+        """As an engine event dict: only the fields that were given, as stored and streamed before."""
+        return self.model_dump(exclude_unset=True)
 
 
 class ProgressBar:
@@ -51,13 +73,12 @@ class FrameProgress:
         self._event: dict = {}
 
     def _read_listed(self) -> None:
-        import json
+        from latentween.outputs import OutputFolder
 
-        try:
-            manifest = json.loads((self.folder / "manifest.json").read_text())
-            self.listed = {f["index"] for f in manifest.get("frames", []) if f.get("file")}
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
+        output = OutputFolder(self.folder)
+        manifest = output.manifest()
+        if manifest is not None:  # unreadable (being replaced): keep what was read before
+            self.listed = set(output.finished_frames(manifest))
 
     def progress(self, event: dict) -> None:
         if not self.made:  # until then the manifest on disk may still be an earlier job's

@@ -82,7 +82,7 @@ def check_clip_weights(name: str, pretrained: str | None, spec: str) -> None:
     cfg = open_clip.get_pretrained_cfg(name, pretrained)
     if not cfg:
         raise ModelError(f"open_clip has no weights {pretrained!r} for {name!r}")
-    from latentween.models import hub_reachable
+    from latentween.hub import hub_reachable
 
     if hub_reachable():
         return

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -24,12 +24,23 @@ NoiseCurve = Literal["linear", "convex", "concave"]
 Fit = Literal["cover", "contain", "stretch"]
 
 
+class _FreeText:
+    """Marks a text setting that never names a file. The daemon checks every other text setting as a
+    path or a hub id (server.security), so a text setting added later is checked unless marked here."""
+
+    def __repr__(self) -> str:
+        return "FREE_TEXT"
+
+
+FREE_TEXT = _FreeText()
+
+
 # --preset draft: a preview at about 1/100 of the paper's UNet evaluations per frame (README, Speed).
 PRESETS: dict[str, dict] = {"final": {}, "draft": {"steps": 8, "candidates": 1}}
 # Consistency samplers go with distilled models or LoRAs (LCM, TCD, Hyper-SD) that want no guidance.
 SCHEDULER_DEFAULTS: dict[str, dict] = {"lcm": {"guidance": 1.0}, "tcd": {"guidance": 1.0}}
 # What a model folder may recommend in its latentween.json (models.read_recommendations).
-RECOMMENDABLE = ("scheduler", "steps", "guidance", "eta", "candidates", "min_noise", "max_noise", "noise_curve",
+RECOMMENDABLE = ("scheduler", "steps", "guidance", "true_cfg", "eta", "candidates", "min_noise", "max_noise", "noise_curve",
                  "prune_at", "keep", "align")
 
 
@@ -42,16 +53,20 @@ class MorphSettings(BaseModel):
     frames: int = Field(17, ge=2, le=MAX_FRAMES, description="frames in the output, both keyframes included")
     fractions: Optional[list[float]] = Field(
         None, description="explicit frame positions in [0, 1], comma separated, first 0 and last 1 (overrides --frames)")
-    ease: str = Field("linear", description="timing of the frames: linear, ease, ease-in, ease-out, ease-in-out or cubic-bezier(x1,y1,x2,y2) as in CSS")
-    prompt: str = Field("", max_length=2000, description="text describing both keyframes")
-    negative: str = Field("", max_length=2000, description="negative prompt")
+    ease: Annotated[str, FREE_TEXT] = Field("linear", description="timing of the frames: linear, ease, ease-in, ease-out, ease-in-out or cubic-bezier(x1,y1,x2,y2) as in CSS")
+    prompt: Annotated[str, FREE_TEXT] = Field("", max_length=2000, description="text describing both keyframes")
+    negative: Annotated[str, FREE_TEXT] = Field("", max_length=2000, description="negative prompt")
     seed: Optional[int] = Field(None, ge=0, lt=2**63, description="fixes every frame; default: a random seed, recorded in the manifest")
     scheduler: SchedulerName = Field(
         "auto", description="sampler (diffusers): ddim (the paper's), dpmpp-2m, dpmpp-2m-karras, euler, unipc, lcm, tcd; "
                             "auto: the model's own when it names lcm or tcd, else dpmpp-2m")
     steps: int = Field(40, ge=1, le=1000, description="sampler steps of the full schedule (the paper: 200-250 DDIM steps); "
                                                      "a frame runs only its noise level's share of them")
-    guidance: float = Field(7.5, ge=0.0, le=50.0, description="classifier-free guidance scale (1 turns guidance off)")
+    guidance: float = Field(7.5, ge=0.0, le=50.0, description="classifier-free guidance scale (1 turns guidance off); "
+                                                              "for Flux dev its embedded, distilled guidance (3.5 by default)")
+    true_cfg: float = Field(1.0, ge=1.0, le=50.0, description="flow models (Flux): true classifier-free guidance with "
+                                                             "the negative prompt, as FluxPipeline's true_cfg_scale "
+                                                             "(1 = off: one transformer pass per step)")
     eta: float = Field(0.0, ge=0.0, le=1.0, description="DDIM eta (TCD gamma): 0 is deterministic")
     min_noise: float = Field(0.30, ge=0.0, le=1.0, description="noise for the closest parents, as a fraction of the schedule")
     max_noise: float = Field(0.55, ge=0.0, le=1.0, description="noise for the first midpoint, as a fraction of the schedule")
@@ -78,15 +93,15 @@ class MorphSettings(BaseModel):
     preset: Literal["final", "draft"] = Field(
         "final", description="draft: a fast preview (8 steps, one candidate); final: the defaults")
     choose: Literal["clip", "manual"] = Field("clip", description="how a candidate is kept: CLIP ranking, or the caller chooses (daemon)")
-    rank_positive: str = Field("high quality, detailed, 2D", max_length=2000, description="CLIP ranking: text the kept frame should match")
-    rank_negative: str = Field("blurry, distorted, 3D render", max_length=2000, description="CLIP ranking: text it should not match")
+    rank_positive: Annotated[str, FREE_TEXT] = Field("high quality, detailed, 2D", max_length=2000, description="CLIP ranking: text the kept frame should match")
+    rank_negative: Annotated[str, FREE_TEXT] = Field("blurry, distorted, 3D render", max_length=2000, description="CLIP ranking: text it should not match")
     clip_model: str = Field("ViT-L-14:openai", description="open_clip model:pretrained tag, or a folder with open_clip_config.json and weights")
     # Beyond the paper: move the parents by their share of the keyframes' displacement first (issue 9)
     align: Literal["none", "features", "pose", "points", "auto"] = Field(
         "auto", description="align the keyframes before interpolating: by diffusion features, pose keypoints, "
                             "--points, or auto (points, else pose, else features); none is the paper's exact method")
     points: Optional[str] = Field(None, description="JSON file of point pairs [[[xA, yA], [xB, yB]], ...] in the keyframes' pixels, for --align points/auto")
-    size: Optional[str] = Field(None, description="output size WxH; default: the first keyframe's size")
+    size: Annotated[Optional[str], FREE_TEXT] = Field(None, description="output size WxH; default: the first keyframe's size")
     fit: Fit = Field("cover", description="how a keyframe of another aspect ratio fits the output size")
     work_size: Optional[int] = Field(
         None, ge=64, le=MAX_SIDE,
@@ -219,6 +234,11 @@ class RuntimeSettings(BaseModel):
                                          "models (the toy) and every physical core for larger ones")
     checkpoint_config: Optional[str] = Field(
         None, description="a diffusers folder with the configs a single-file checkpoint needs when offline")
+
+
+def free_text_fields(model: type[BaseModel]) -> frozenset[str]:
+    """The fields of `model` marked FREE_TEXT."""
+    return frozenset(name for name, field in model.model_fields.items() if FREE_TEXT in field.metadata)
 
 
 def parse_size(text: str) -> tuple[int, int]:

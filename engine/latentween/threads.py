@@ -5,8 +5,9 @@ Two separate choices, measured by benchmarks/busy_cpu.py:
 - The wait policy. OpenMP threads that finish early spin at each barrier by default; when another
   program holds a core, the spinning threads keep the one they wait for off the CPU and a job runs
   many times slower. PASSIVE (and KMP_BLOCKTIME=0 for Intel's runtime) makes them sleep instead. It
-  only changes scheduling, never a result, and OpenMP reads it once when torch loads, so the CLI sets
-  it (`set_wait_policy`) before anything imports torch, unless the user's environment already does.
+  only changes scheduling, never a result, and OpenMP reads it once when torch loads, so the entry
+  points set it (latentween.runtime.configure_runtime) before anything imports torch, unless the
+  user's environment already does.
 - The thread count. It can change the low bits of CPU results (docs/determinism.md; the manifest's
   `reproducibility` records it), so it is chosen from the job and the machine's core count, never
   from the momentary load: the same job on the same machine always runs with the same count.

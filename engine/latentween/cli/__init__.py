@@ -1,6 +1,7 @@
 """The `latentween` command. Each subcommand lives in its own module with `register` and `run`.
 
-Importing this package never imports torch: client commands stay light.
+Importing this package never imports torch and changes no process state: client commands stay light,
+and `main` sets the process up (latentween.runtime) before any command runs.
 """
 from __future__ import annotations
 
@@ -10,12 +11,9 @@ import logging
 import sys
 from typing import Optional
 
-from latentween.threads import set_wait_policy
-
-set_wait_policy()  # before anything imports torch: OpenMP reads it once (latentween.threads)
-
-from latentween import __version__  # noqa: E402
-from latentween.errors import LatentweenError  # noqa: E402
+from latentween import __version__
+from latentween.errors import LatentweenError
+from latentween.runtime import configure_runtime
 
 # subcommand -> module under latentween.cli
 COMMANDS = {
@@ -31,6 +29,9 @@ COMMANDS = {
     "cache": "latentween.cli.cache",
     "sheet": "latentween.cli.sheet",
 }
+# Commands that may run the engine in this process: only they load torch, so only they pay for its
+# flags. The daemon decides for itself (cli/serve.py).
+ENGINE_COMMANDS = {"morph", "render", "eval"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,10 +57,18 @@ def _log_to_stderr() -> None:
         logger.propagate = False
 
 
+def _runs_engine_here(args: argparse.Namespace) -> bool:
+    """Not when the work goes to a daemon (--server) or to Ray's actors (--ray), which set up their own."""
+    return args.command in ENGINE_COMMANDS and not getattr(args, "server", None) and getattr(args, "ray", None) is None
+
+
 def main(argv: Optional[list[str]] = None) -> int:
+    configure_runtime(torch=False)  # before anything imports torch: OpenMP reads its wait policy once
     _log_to_stderr()
     parser = build_parser()
     args = parser.parse_args(argv)
+    if _runs_engine_here(args):
+        configure_runtime()
     try:
         return int(args.run(args) or 0)
     except LatentweenError as exc:

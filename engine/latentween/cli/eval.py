@@ -3,33 +3,44 @@ from __future__ import annotations
 
 import argparse
 import sys
+import typing
 
+from latentween.cli.options import flag
 from latentween.errors import InputError
+from latentween.toyworld.defaults import SHARED_MORPH, SHARED_RUNTIME, shared_default, shared_field
+
+# What a shared setting means differently here; its help is otherwise the job's (settings.py)
+_NOTES = {"scheduler": "; eval compares named samplers, so not auto", "guidance": "; eval's prompt is empty",
+          "seed": "; eval's is fixed, so that runs compare"}
+_CHECKED_IN_RUN = {"scheduler"}  # its Literal holds auto, which eval refuses in its own words
 
 
 def register(sub) -> None:
     parser = sub.add_parser("eval", help="compare the interpolation schemes in the toy world",
                             description="Run every scheme of docs/method.md's table (and the aligned variant) on the same "
                                         "seeded toy-world pairs; write DIR/report.md, report.json and grid.png.")
-    parser.add_argument("--model", default="toy", help="a toy-world model (default: the one shipped, 'toy')")
     parser.add_argument("--pairs", type=int, default=50, help="keyframe pairs (default: 50)")
-    parser.add_argument("--frames", type=int, default=9, help="frames per sequence, keyframes included (default: 9)")
     parser.add_argument("--schemes", default="all", help="comma-separated schemes, or all")
     parser.add_argument("--out", required=True, metavar="DIR")
-    parser.add_argument("--steps", type=int, default=50, help="sampler steps of the schemes' runs (default: 50)")
-    parser.add_argument("--scheduler", default="ddim", help="sampler of the schemes' runs (default: ddim, the paper's)")
     parser.add_argument("--samplers", default="", metavar="NAME:STEPS,...",
                         help="also run ours-aligned with these samplers, e.g. ddim:200,dpmpp-2m:25,euler:10: "
                              "a quality-vs-cost table and samplers.png")
-    parser.add_argument("--guidance", type=float, default=1.0, help="guidance scale; the prompt is empty (default: 1)")
-    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
-                        help="model weights' dtype (default: auto)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--min-noise", type=float, default=0.30)
-    parser.add_argument("--max-noise", type=float, default=0.55)
     parser.add_argument("--noise-sweep", default="", metavar="LO:HI,...",
                         help="extra noise ranges to run ours and ours-aligned at, e.g. 0.2:0.4,0.45:0.7")
+    shared = parser.add_argument_group("job settings (as in morph; eval's own defaults)")
+    for name in SHARED_MORPH + SHARED_RUNTIME:
+        _add_shared(shared, name)
     parser.set_defaults(run=run)
+
+
+def _add_shared(group, name: str) -> None:
+    """A flag of a setting eval shares with a morph job: the job's meaning and type, eval's default."""
+    field, default = shared_field(name), shared_default(name)
+    kwargs = {"type": type(default), "default": default}
+    if typing.get_origin(field.annotation) is typing.Literal and name not in _CHECKED_IN_RUN:
+        kwargs = {"default": default, "choices": list(typing.get_args(field.annotation))}
+    help_text = f"{field.description}{_NOTES.get(name, '')} (default: {default})"
+    group.add_argument(flag(name), dest=name, help=help_text.replace("%", "%%"), **kwargs)
 
 
 def run(args: argparse.Namespace) -> int:

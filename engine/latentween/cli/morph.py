@@ -2,7 +2,7 @@
 
 A plain folder gets the engine's own files (frames, manifest, resume state). A video, an animation, a
 pipe, or a folder with another --pattern/--start-number or holds is fed in order from a work folder
-(media.deliver; for a video, animation or pipe it is in the user cache, named by the job, see
+(cli.delivery and media.deliver; for a video, animation or pipe it is in the user cache, named by the job, see
 latentween.workcache). Without --seed, a job run before takes the seed of its last run there.
 """
 from __future__ import annotations
@@ -90,7 +90,8 @@ def _engine_folder_is_output(out: str, output: OutputSettings) -> bool:
 
 def _deliver(args, keyframes, settings, runtime, output) -> int:
     """A video, a pipe or a renamed/held sequence: the engine works in a work folder, frames go out in order."""
-    from latentween.media.deliver import Segment, deliver_command, job_folder, morph_timeline, output_format
+    from latentween.cli.delivery import deliver_command
+    from latentween.media.deliver import Segment, job_folder, morph_timeline, output_format
     from latentween.progress import ProgressBar
 
     size, alpha, deep = output_format(keyframes, settings.size)

@@ -77,7 +77,8 @@ class RenderProgress:
 
 
 def run(args: argparse.Namespace) -> int:
-    from latentween.media.deliver import Segment, deliver_command, job_folder, output_format, render_timeline
+    from latentween.cli.delivery import deliver_command
+    from latentween.media.deliver import Segment, job_folder, output_format, render_timeline
     from latentween.media.read import load_keyframes
     from latentween.progress import ProgressBar
     from latentween.settings import parse_size

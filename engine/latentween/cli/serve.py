@@ -23,8 +23,8 @@ def register(sub) -> None:
     parser = sub.add_parser("serve", help="run the daemon that makes frames for the Blender add-on, OFX plugin and submit",
                             description="Keep models loaded and run interpolation jobs submitted over HTTP "
                                         "(see docs/daemon.md). Listens on 127.0.0.1:8642 unless told otherwise.")
-    add_model_arguments(parser, ServerConfig, exclude=("runtime", "token", *_LISTS.values()), title="daemon")
-    daemon = parser._action_groups[-1]
+    daemon = parser.add_argument_group("daemon")
+    add_model_arguments(daemon, ServerConfig, exclude=("runtime", "token", *_LISTS.values()))
     daemon.add_argument("--token", default=None, help=ServerConfig.model_fields["token"].description)
     daemon.add_argument("--allow-root", action="append", default=[], metavar="DIR",
                         help="folder whose files jobs may name by path (repeatable; default: none, uploads only)")
@@ -58,6 +58,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def serve(config) -> int:
+    from latentween.runtime import configure_runtime
+
+    # First, before the executor imports torch or ray. torch's flags only where this process runs jobs
+    # itself: a worker process or a Ray actor sets its own.
+    configure_runtime(torch=config.executor == "local" and not config.isolate)
+
     import asyncio
 
     import uvicorn

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import sys
 from pathlib import Path
 
@@ -32,13 +31,15 @@ def register(sub) -> None:
 
 def frames_of(folder: Path) -> list[tuple[Path, str, bool]]:
     """(file, label, is keyframe) in order: from the manifest, else the frame files by name."""
-    try:
-        manifest = json.loads((folder / "manifest.json").read_text())
-        entries = manifest["frames"]
-        return [(folder / e["file"], f"{e['fraction']:.3g}", e.get("source") == "keyframe") for e in entries]
-    except (OSError, ValueError, KeyError, TypeError):
-        files = sorted(folder.glob("frame_*.png"))
-        return [(f, str(i), i in (0, len(files) - 1)) for i, f in enumerate(files)]
+    from latentween.outputs import OutputFolder
+
+    output = OutputFolder(folder)
+    manifest = output.manifest()
+    if (manifest is not None and "frames" in manifest.model_fields_set
+            and all(e.file is not None and e.fraction is not None for e in manifest.frames)):
+        return [(folder / e.file, f"{e.fraction:.3g}", e.source == "keyframe") for e in manifest.frames]
+    files = output.frame_files()
+    return [(f, str(i), i in (0, len(files) - 1)) for i, f in enumerate(files)]
 
 
 def contact_sheet(frames: list[tuple[Path, str, bool]], height: int, columns: int):

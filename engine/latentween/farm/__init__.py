@@ -2,18 +2,15 @@
 render into independent transitions. Everything here imports Ray; nothing else in latentween imports
 this package unless Ray was asked for (`serve --executor ray`, `render --ray`), so the core install
 does not need it (`pip install 'latentween[ray]'` adds it).
+
+Ray's crash handler must be off before ray is imported (latentween.runtime.RAY_ENVIRONMENT): the CLI,
+the daemon and the tests call configure_runtime() before anything imports this package.
 """
 from __future__ import annotations
-
-import os
 
 from latentween.errors import InputError
 
 NAMESPACE = "latentween"
-# Ray's crash handler answers SIGTERM with a stack dump and ends the process with it, so the daemon's
-# clean stop (which re-queues the running job) ends in a "crash". Ray reads this when it is imported,
-# which is why it is set here, before anything of this package imports ray.
-os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
 
 
 def require_ray():

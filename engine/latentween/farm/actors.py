@@ -36,17 +36,21 @@ class Channel:
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._events: list[tuple] = []
+        self._events: list = []
         self._choice: Optional[int] = None
 
-    def push(self, kind: str, *data) -> None:
-        with self._lock:
-            if kind == "progress" and self._events and self._events[-1][0] == "progress":
-                self._events[-1] = (kind, *data)
-            else:
-                self._events.append((kind, *data))
+    def push(self, message) -> None:
+        """Keep a typed report (latentween.reports, server.messages); a progress report replaces the one
+        before it when nothing came between, so a slow poller gets the latest."""
+        from latentween.reports import Progressed
 
-    def drain(self) -> list[tuple]:
+        with self._lock:
+            if isinstance(message, Progressed) and self._events and isinstance(self._events[-1], Progressed):
+                self._events[-1] = message
+            else:
+                self._events.append(message)
+
+    def drain(self) -> list:
         with self._lock:
             events, self._events = self._events, []
             return events
@@ -81,6 +85,9 @@ class FarmActor:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+        from latentween.runtime import configure_runtime
+
+        configure_runtime()  # after the driver's settings, which it keeps; before the model manager
         import torch
 
         from latentween.models import ModelManager

@@ -27,6 +27,7 @@ import ray
 from latentween.errors import Cancelled
 from latentween.farm.actors import unwrap_error
 from latentween.morph import Transition, condition_transition, frame_png, job_key, load_transition, local_frames
+from latentween.progress import Progress
 
 WAIT_S = 0.1
 KEPT_TRANSITIONS = 2  # set-ups an actor keeps: a render's transitions in flight at once, roughly
@@ -58,7 +59,7 @@ class ChunkSource:
         latents = {i: ray.put(z.cpu()) for i, z in done.items()}
         waiting = [(lv, n) for lv, numbers in enumerate(schedule.todo, start=1) for n in numbers]
         running: dict = {}
-        progress = {"done": 0, "total": schedule.total, "stage": "denoising", "levels": len(schedule.plan)}
+        progress = Progress(done=0, total=schedule.total, stage="denoising", levels=len(schedule.plan))
         try:
             while waiting or running:
                 # 2. Every chunk whose parents are finished goes out, with their latents as arguments
@@ -79,9 +80,9 @@ class ChunkSource:
                     t.pipe.counter.calls += out["calls"]
                     t.pipe.counter.rows += out["rows"]
                     chunk = schedule.chunks[lv - 1][n]
-                    progress.update(level=lv, done=progress["done"] + (chunk[0].start + 1) * len(chunk))
+                    progress.level, progress.done = lv, progress.done + (chunk[0].start + 1) * len(chunk)
                     if callback is not None and request.scheme != "interpolate-only":
-                        callback(dict(progress))
+                        callback(progress.event())
                     for result in out["frames"]:
                         latents[result.index] = ray.put(result.latent)
                         yield result

@@ -88,9 +88,10 @@ def receive(root: Path, files: dict[str, bytes]) -> None:
 
 def frame_files(indices: Iterable[int], prefix: str = "") -> list[str]:
     """Relative paths of frames with their latents and the manifest that lists them."""
-    from latentween.morph import FRAME_PATTERN, STATE_DIR
+    from latentween.outputs import OutputFolder
 
+    folder = OutputFolder(prefix)  # relative: "" is the folder itself
     rels = []
     for index in indices:
-        rels += [prefix + FRAME_PATTERN.format(index), f"{prefix}{STATE_DIR}/latent_{index:05d}.safetensors"]
-    return rels + [prefix + "manifest.json"]
+        rels += [folder.frame_path(index).as_posix(), folder.latent_path(index).as_posix()]
+    return rels + [folder.manifest_path.as_posix()]

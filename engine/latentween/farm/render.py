@@ -20,6 +20,7 @@ from latentween.farm import connect, default_actor_count, first_line
 from latentween.farm.actors import start_actors, unwrap_error
 from latentween.farm.files import receive
 from latentween.morph import job_key
+from latentween.reports import Frames, Progressed
 
 POLL_S = 0.1
 
@@ -39,7 +40,7 @@ def deliver_on_ray(segments: Sequence, timeline: Sequence[Path], out: str, outpu
                    runtime, address: Optional[str], actors: Optional[int] = None, shared: bool = False,
                    restarts: int = 3, progress_for: Optional[Callable[[int], Callable[[dict], None]]] = None,
                    on_write: Optional[Callable[[int], None]] = None, stdout=None, threads: Optional[int] = None):
-    """media.deliver's contract (frames of `timeline` to `out` in order; the partial output removed on
+    """cli.delivery.deliver's contract (frames of `timeline` to `out` in order; the partial output removed on
     failure), with the segments run on the cluster at `address`."""
     from latentween.media.deliver import write_in_order
     from latentween.media.writers import claimed_stdout, open_writer
@@ -139,12 +140,12 @@ def run_all(ray, pool, names, segments, watches, todo: list[int], shared: bool) 
         raise
 
 
-def handle(events: list[tuple], segment, watch) -> None:
-    for kind, *data in events:
-        if kind == "progress":
-            watch.progress(data[0])
-        elif kind == "frames":
-            indices, files = data
-            receive(segment.folder, files)
-            for index in indices:
-                watch.on_frame(index, segment.frame(index))
+def handle(events: list, segment, watch) -> None:
+    for event in events:
+        match event:
+            case Progressed(progress):
+                watch.progress(progress.event())
+            case Frames(indices, files):
+                receive(segment.folder, files)
+                for index in indices:
+                    watch.on_frame(index, segment.frame(index))

@@ -11,6 +11,9 @@ import shutil
 from pathlib import Path
 
 from latentween.farm.files import Shipper, frame_files, receive, scratch_dir
+from latentween.outputs import OutputFolder
+from latentween.progress import Progress
+from latentween.reports import Frames, Progressed
 from latentween.settings import MorphSettings
 
 
@@ -31,13 +34,13 @@ def run(actor, channel, payload: dict) -> dict:
     started = [False]
 
     def send_frames(indices: list[int]) -> None:
-        channel.push("frames", indices, shipper.files(frame_files(indices)) if shipper else {})
+        channel.push(Frames(indices, shipper.files(frame_files(indices)) if shipper else {}))
 
     def progress(event: dict) -> None:
         if not started[0]:  # keyframes and resumed frames are final before the first step: say so once
             started[0] = True
-            send_frames(listed_frames(folder))
-        channel.push("progress", event)
+            send_frames(OutputFolder(folder).finished_frames())
+        channel.push(Progressed(Progress.of(event)))
 
     # With a pool (render --ray with more than one actor), the transition's chunks run across it
     frames = ChunkSource(payload["pool"], payload.get("label", "transition")) if payload.get("pool") else None
@@ -45,17 +48,8 @@ def run(actor, channel, payload: dict) -> dict:
                          actor.runtime, manager=actor.manager, progress=progress, should_cancel=channel.should_stop,
                          on_frame=lambda index, path: send_frames([index]), frames=frames)
     indices = [f["index"] for f in manifest["frames"] if f.get("file")]
-    channel.push("frames", indices, shipper.rest() if shipper else {})
+    channel.push(Frames(indices, shipper.rest() if shipper else {}))
     if not shared:
         shutil.rmtree(folder, ignore_errors=True)
     return {"frames": len(indices), "unet": manifest.get("unet")}
 
-
-def listed_frames(folder: Path) -> list[int]:
-    import json
-
-    try:
-        manifest = json.loads((folder / "manifest.json").read_text())
-    except (OSError, ValueError):
-        return []
-    return [f["index"] for f in manifest.get("frames", []) if f.get("file")]

@@ -2,7 +2,8 @@
 
 Each morph (one pair of keyframes) runs into its own engine folder, which keeps its frames, latents
 and manifest: that folder is what makes a re-run resume. The output is fed in order from those
-folders by an OrderedSink while the engine works, so a video grows as the render goes on.
+folders by an OrderedSink while the engine works, so a video grows as the render goes on. Running the
+engine is not this module's: latentween.cli.delivery runs the segments and hands their frames here.
 
 Work folders (`job_folder`): `--work DIR` when given; for a folder output, `DIR/.latentween/frames`
 (morph) or `DIR/.latentween/render`; otherwise (a video, an animation, a pipe) a folder in the user
@@ -19,8 +20,7 @@ from typing import Callable, Optional, Sequence
 from latentween.images import Keyframe
 from latentween.media.codecs import output_kind
 from latentween.media.ordered import OrderedSink
-from latentween.media.writers import claimed_stdout, open_writer
-from latentween.settings import MorphSettings, OutputSettings, RuntimeSettings, parse_size
+from latentween.settings import MorphSettings, OutputSettings, parse_size
 
 
 @dataclass
@@ -32,9 +32,9 @@ class Segment:
     folder: Path
 
     def frame(self, index: int) -> Path:
-        from latentween.morph import FRAME_PATTERN
+        from latentween.outputs import OutputFolder
 
-        return self.folder / FRAME_PATTERN.format(index)
+        return OutputFolder(self.folder).frame_path(index)
 
     @property
     def count(self) -> int:
@@ -96,38 +96,6 @@ def render_timeline(segments: Sequence[Segment], hold: int) -> list[Path]:
     return timeline
 
 
-def deliver(segments: Sequence[Segment], timeline: Sequence[Path], out: str, output: OutputSettings, *,
-            size: tuple[int, int], alpha: bool, deep: bool, runtime: RuntimeSettings,
-            progress_for: Optional[Callable[[int], Callable[[dict], None]]] = None,
-            on_write: Optional[Callable[[int], None]] = None, stdout=None, manager=None):
-    """Run every segment and write `timeline` to `out` in order as frames become final.
-
-    Returns what the writer's close() returns (the output path, or None for a pipe). On any error
-    or interrupt the partial video is deleted; engine folders and written PNGs stay for a re-run.
-    With out='-' and no `stdout`, frames go to fd 1 and everything else printed meanwhile to stderr.
-    """
-    from latentween.models import ModelManager
-    from latentween.morph import run_morph
-
-    if out == "-" and stdout is None:
-        with claimed_stdout() as stream:
-            return deliver(segments, timeline, out, output, size=size, alpha=alpha, deep=deep, runtime=runtime,
-                           progress_for=progress_for, on_write=on_write, stdout=stream, manager=manager)
-    def produce(sink: OrderedSink) -> None:
-        nonlocal manager
-        for number, segment in enumerate(segments):
-            if manager is None and not segment.finished():
-                manager = ModelManager(runtime)  # one model for all segments, loaded only if one needs it
-            watch = sink.watch(segment.folder, segment.count, progress_for(number) if progress_for else None,
-                               segment.key)
-            run_morph(segment.keyframes, segment.folder, segment.settings, runtime, manager=manager,
-                      progress=watch.progress, on_frame=watch.on_frame)
-            watch.finished()
-
-    return write_in_order(open_writer(out, size, output, alpha=alpha, deep=deep, stdout=stdout), timeline, on_write,
-                          produce)
-
-
 def write_in_order(writer, timeline: Sequence[Path], on_write: Optional[Callable[[int], None]],
                    produce: Callable[[OrderedSink], None]):
     """Let `produce` make the frames while `writer` takes `timeline` in order; returns what the
@@ -141,18 +109,6 @@ def write_in_order(writer, timeline: Sequence[Path], on_write: Optional[Callable
     except BaseException:
         writer.abort()
         raise
-
-
-def deliver_command(segments: Sequence[Segment], timeline: Sequence[Path], out: str, output: OutputSettings,
-                    root: Path, clean: bool, bar, via: Optional[Callable] = None, **kwargs) -> str:
-    """`deliver` (or `via`, a function with its signature: latentween.farm.render.deliver_on_ray) as the
-    CLI commands run it: the progress bar is closed either way; returns the one line to print on success."""
-    try:
-        (via or deliver)(segments, timeline, out, output, **kwargs)
-    finally:
-        bar.close()
-    line = finish(out, len(timeline), segments[0].settings.seed, root, clean)
-    return line + (pipe_hint(kwargs["size"], output) if out == "-" else "")
 
 
 def pipe_hint(size: tuple[int, int], output: OutputSettings) -> str:

@@ -14,7 +14,6 @@ may find the manifest of another job that used the folder before: its frames are
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -22,6 +21,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from latentween.media.frames import read_frame
+from latentween.outputs import OutputFolder
 
 
 class OrderedSink:
@@ -69,14 +69,15 @@ class MorphWatch:
     def __init__(self, sink: OrderedSink, folder: Path, count: int, progress: Optional[Callable[[dict], None]],
                  key: Optional[str] = None):
         self.sink, self.folder, self.count, self._progress, self.key = sink, folder, count, progress, key
+        self.output = OutputFolder(folder)
         self._started = False
 
     def _catch_up(self) -> None:
         if not self._started:
-            listed = _listed_frames(self.folder, self.key)
-            if listed is not None:  # None: the manifest there is not this run's yet
+            manifest = self.output.manifest(self.key)
+            if manifest is not None:  # None: the manifest there is not this run's yet
                 self._started = True
-                self.sink.mark(*listed)
+                self.sink.mark(*map(self.output.frame_path, self.output.finished_frames(manifest)))
 
     def progress(self, event: dict) -> None:
         self._catch_up()
@@ -88,23 +89,10 @@ class MorphWatch:
         self.sink.mark(Path(path))
 
     def finished(self) -> None:
-        from latentween.morph import FRAME_PATTERN
-
-        self.sink.mark(*(self.folder / FRAME_PATTERN.format(i) for i in range(self.count)))
+        self.sink.mark(*map(self.output.frame_path, range(self.count)))
 
 
 def _key(path) -> Path:
     """One spelling per file, so the engine's paths and the timeline's compare equal."""
     return Path(os.path.abspath(path))
 
-
-def _listed_frames(folder: Path, key: Optional[str] = None) -> Optional[list[Path]]:
-    """Frames the engine's manifest lists as written (keyframes and resumed frames at the start), or
-    None when the manifest is absent or belongs to another job than `key`."""
-    try:
-        manifest = json.loads((folder / "manifest.json").read_text())
-    except (OSError, ValueError):
-        return None
-    if key is not None and manifest.get("job_key") != key:
-        return None
-    return [folder / f["file"] for f in manifest.get("frames", []) if f.get("file")]

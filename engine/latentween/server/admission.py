@@ -25,7 +25,8 @@ def check_available(settings: MorphSettings) -> None:
 
 
 def _check(settings: MorphSettings) -> None:
-    from latentween.models import check_hub_model, hub_reachable, resolve_model
+    from latentween.hub import check_hub_model, hub_reachable
+    from latentween.models import resolve_model
     from latentween.morph import effective_settings
     from latentween.ranking import check_clip_weights
 

@@ -1,7 +1,7 @@
 """The seam between the daemon's jobs and what runs them: an executor takes queued jobs from the
-service (take_next), runs them, and reports back through the same service calls (record_progress,
-record_frames, await_choice, finish), so the store, the API, SSE, cancel and manual choice behave the
-same whichever runs the jobs.
+service (take_next), runs them, and reports back to the service's recorder (recorder.py: typed
+messages through messages.deliver, and finish), so the store, the API, SSE, cancel and manual choice
+behave the same whichever runs the jobs.
 
 - "local": the worker of worker.py, one job at a time in a worker process (or, isolate off, a thread).
 - "ray": ray_executor.py, jobs on FarmActors of a Ray cluster, one job per actor at a time.

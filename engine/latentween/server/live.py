@@ -8,6 +8,7 @@ from collections import deque
 from typing import Optional
 
 from latentween.errors import Cancelled
+from latentween.progress import Progress
 
 
 class JobControl:
@@ -62,21 +63,23 @@ class Live:
     """Progress of the running job, updated every denoising step; ETA from the pace since it started."""
 
     def __init__(self):
-        self.progress: dict = {"done": 0, "total": 0, "stage": "starting"}
+        self.progress = Progress(done=0, total=0, stage="starting")
         self._origin: Optional[tuple[float, int]] = None
         self.persisted = 0.0
 
-    def update(self, event: dict) -> None:
-        progress = {k: event[k] for k in ("done", "total", "stage", "level", "levels") if k in event}
-        if self._origin is None and progress.get("stage") == "denoising":
-            self._origin = (time.monotonic(), progress.get("done", 0))
+    def update(self, progress: Progress) -> None:
+        if self._origin is None and progress.stage == "denoising":
+            self._origin = (time.monotonic(), progress.done)
         self.progress = progress
+
+    def stage(self, stage: str) -> None:
+        self.update(self.progress.model_copy(update={"stage": stage}))
 
     def eta(self) -> Optional[float]:
         if self._origin is None:
             return None
         started, first = self._origin
-        done, total = self.progress.get("done", 0), self.progress.get("total", 0)
+        done, total = self.progress.done, self.progress.total
         if done <= first or total <= 0:
             return None
         return round((time.monotonic() - started) / (done - first) * (total - done), 1)

@@ -28,8 +28,11 @@ from latentween.errors import LatentweenError
 from latentween.farm import connect, default_actor_count, first_line
 from latentween.farm.actors import start_actors
 from latentween.farm.chunks import ChunkSource
-from latentween.farm.files import Shipper, frame_files, receive, scratch_dir
-from latentween.server.runner import candidate_path, execute, input_path, job_payload, written_frames
+from latentween.farm.files import Shipper, receive, scratch_dir
+from latentween.outputs import OutputFolder
+from latentween.server.jobfiles import input_path
+from latentween.server.messages import Await, Frames, Sink, deliver
+from latentween.server.runner import execute, job_payload
 from latentween.server.worker import Resilient
 
 log = logging.getLogger("latentween.server")
@@ -197,21 +200,15 @@ class RayRelay(Resilient, threading.Thread):
         self.state, self.pid = "alive", polled["pid"]
         self.dispatch(row, control, polled["events"])
 
-    def dispatch(self, row, control, events: list[tuple]) -> None:
-        service, job_dir = self.service, self.service.job_dir(row.id)
-        for kind, *data in events:
-            if kind == "progress":
-                service.record_progress(row.id, data[0])
-            elif kind == "frames":
-                if not control.deleted:
-                    receive(job_dir, data[1])
-                    service.record_frames(row.id, data[0])
-            elif kind == "await":
-                if not control.deleted:
-                    receive(job_dir, data[2])
-                    service.await_choice(row.id, data[0], data[1])
-            elif kind == "models":
-                service.set_models(data[0], data[1])
+    def dispatch(self, row, control, events: list) -> None:
+        """The actor's reports (see `channel_send`): their files first, then the message to the service."""
+        job_dir = self.service.job_dir(row.id)
+        for message in events:
+            if isinstance(message, (Frames, Await)):
+                if control.deleted:
+                    continue
+                receive(job_dir, message.files)
+            deliver(self.service.recorder, row.id, message)
 
 
 def _finished_files(job_dir: Path) -> dict[str, bytes]:
@@ -227,34 +224,9 @@ def _finished_files(job_dir: Path) -> dict[str, bytes]:
 
 # -- on the actor ---------------------------------------------------------------------------------
 
-class ActorSink:
-    """runner.Sink on an actor: reports go into the channel the relay polls, with the files they name
-    when the job's folder is not shared."""
-
-    def __init__(self, channel, shipper: Optional[Shipper]):
-        self.channel, self.shipper = channel, shipper
-
-    def _files(self, relpaths: list[str]) -> dict[str, bytes]:
-        return self.shipper.files(relpaths) if self.shipper is not None else {}
-
-    def progress(self, event: dict) -> None:
-        self.channel.push("progress", event)
-
-    def frames(self, indices: list[int]) -> None:
-        self.channel.push("frames", indices, self._files(frame_files(indices, "output/")))
-
-    def awaiting(self, frame: int, candidates: int) -> None:
-        rels = [candidate_path(Path(), frame, k).as_posix() for k in range(candidates)]
-        self.channel.push("await", frame, candidates, self._files(rels))
-
-    def wait_for_choice(self) -> int:
-        return self.channel.wait_for_choice()
-
-    def should_stop(self) -> bool:
-        return self.channel.should_stop()
-
-    def models(self, loading: Optional[str], loaded: list[str]) -> None:
-        self.channel.push("models", loading, loaded)
+def channel_send(channel):
+    """A Sink's `send` on an actor: messages go into the channel the relay polls."""
+    return channel.push
 
 
 def run_job(actor, channel, payload: dict) -> tuple[str, Optional[str]]:
@@ -267,10 +239,11 @@ def run_job(actor, channel, payload: dict) -> tuple[str, Optional[str]]:
             receive(job_dir, {input_path(Path(), index).as_posix(): data})
         receive(job_dir, payload.get("files") or {})
         shipper = Shipper(job_dir, received=payload.get("files") or {}, exclude=("inputs/",))
-    sink = ActorSink(channel, shipper)
+    send = channel_send(channel)
+    sink = Sink(send, channel, shipper.files if shipper is not None else None)
     frames = ChunkSource(payload["pool"], f"job {payload['id']}") if payload.get("pool") else None
     state, error = execute({**payload, "dir": str(job_dir)}, actor.manager, actor.runtime, sink, frames=frames)
     if shipper is not None:
-        channel.push("frames", written_frames(job_dir / "output"), shipper.rest())
+        send(Frames(OutputFolder(job_dir / "output").finished_frames(), shipper.rest()))
         shutil.rmtree(job_dir, ignore_errors=True)
     return state, error

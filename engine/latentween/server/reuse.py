@@ -7,7 +7,6 @@ re-rolled ones again from their parents' take-0 latents (latentween.takes).
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -15,8 +14,7 @@ from typing import Sequence
 
 from pydantic import ValidationError
 
-from latentween.atomic import write_atomic
-from latentween.morph import STATE_DIR
+from latentween.outputs import OutputFolder
 from latentween.server import schemas
 from latentween.server.errors import Conflict, Unprocessable
 from latentween.server.inputs import KeyframeInput
@@ -55,7 +53,8 @@ def reroll(service, job_id: str, frames: Sequence[int]) -> schemas.Job:
 def copy_output(source: Path, target: Path, rerolled: set[int]) -> None:
     """The old job's frames, latents and manifest, linked (else copied) into the new job's folder;
     the manifest no longer names a file for the re-rolled frames, so none is reported before it is made."""
-    for path in [source / "manifest.json", *sorted(source.glob("frame_*.png")), *sorted((source / STATE_DIR).glob("*"))]:
+    old, new = OutputFolder(source), OutputFolder(target)
+    for path in [old.manifest_path, *old.frame_files(), *sorted(old.state.glob("*"))]:
         if not path.is_file():
             continue
         copy = target / path.relative_to(source)
@@ -64,13 +63,11 @@ def copy_output(source: Path, target: Path, rerolled: set[int]) -> None:
             os.link(path, copy)
         except OSError:
             shutil.copy2(path, copy)
-    manifest_path = target / "manifest.json"
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except (OSError, ValueError):
+    manifest = new.read_manifest()  # as written: the engine resumes from every field of it
+    if manifest is None:
         return  # no manifest: the engine makes every frame, which is still right
     for entry in manifest.get("frames", []):
         if entry.get("index") in rerolled:
             entry.update(file=None, take=None, resumed=False)
     manifest["status"] = "running"
-    write_atomic(manifest_path, json.dumps(manifest, indent=2).encode())
+    new.write_manifest(manifest)

@@ -6,21 +6,12 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from latentween.progress import Progress  # noqa: F401 (the engine's, as the API shows it)
 from latentween.settings import MorphSettings
 
 JobState = Literal["queued", "running", "awaiting-choice", "done", "failed", "cancelled"]
 ACTIVE_STATES = ("running", "awaiting-choice")
 FINAL_STATES = ("done", "failed", "cancelled")
-
-
-class Progress(BaseModel):
-    """Denoising samples done of the total; `stage` says what the worker is doing."""
-
-    done: int = 0
-    total: int = 0
-    stage: str = Field("queued", description="queued, starting, loading model, denoising, awaiting choice, finished")
-    level: Optional[int] = Field(None, description="bisection level being made (1 = the first midpoint)")
-    levels: Optional[int] = None
 
 
 class InputInfo(BaseModel):

@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from latentween.models import SINGLE_FILE_SUFFIXES
 from latentween.server.config import LOOPBACK_NAMES, ServerConfig, is_loopback
 from latentween.server.errors import Forbidden, TimedOut, TooLarge, Unprocessable, one_line, quoted
+from latentween.settings import MorphSettings, free_text_fields
 
 UPLOAD_PATHS = {("POST", "/v1/jobs")}
 
@@ -188,8 +189,9 @@ def _looks_local(value: str) -> bool:
         return True
 
 
-# Settings that hold free text; every other text setting may name files (models, pose or point JSON)
-FREE_TEXT = {"prompt", "negative", "rank_positive", "rank_negative", "ease", "size"}
+# Settings that hold free text (marked in settings.py); every other text setting may name files
+# (models, pose or point JSON)
+FREE_TEXT = free_text_fields(MorphSettings)
 # What a setting may name besides a file under the roots: a hub id (owner/name), an open_clip tag
 # (ViT-L-14:openai) or a word (auto, none). No URL: the daemon fetches nothing a client points it at.
 _NAME = re.compile(r"[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?(:[\w.-]{1,96})?", re.ASCII)

@@ -1,8 +1,10 @@
-"""The daemon's engine object (app.state.service): jobs, their files and the worker.
+"""The daemon's engine object (app.state.service): the façade routes and executors call.
 
-Routes call its methods and never touch the store or the worker directly. Request threads and the
-worker meet here, under one lock; live progress stays in memory and reaches SSE subscribers through
-their event loop, while the store gets what a restart needs.
+Routes never touch the store or the worker directly. The parts: `hub` (events.EventHub: SSE
+subscribers and cached polls), `files` (jobfiles.JobFiles: where a job's files are, which may be
+served), `recorder` (recorder.Recorder: the worker's side, and the running jobs' controls and live
+progress, under the lock request threads and the worker share). Live progress stays in memory; the
+store gets what a restart needs.
 """
 from __future__ import annotations
 
@@ -17,25 +19,22 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from latentween.atomic import write_atomic
-from latentween.morph import FRAME_PATTERN
+from latentween.progress import Progress
 from latentween.server import schemas
 from latentween.server.admission import check_available
 from latentween.server.config import ServerConfig
-from latentween.server.errors import (Conflict, InsufficientStorage, NotFound, QueueFull, Unavailable,
-                                      Unprocessable, one_line, quoted)
+from latentween.server.errors import Conflict, InsufficientStorage, NotFound, QueueFull, Unavailable, Unprocessable, quoted
+from latentween.server.events import EventHub
 from latentween.server.inputs import KeyframeInput, check_output_size
-from latentween.server.live import JobControl, Live, Subscriber
-from latentween.server.runner import candidate_path, input_path, storage_error
+from latentween.server.jobfiles import JobFiles
+from latentween.server.recorder import Recorder
+from latentween.server.runner import storage_error
 from latentween.server.schemas import ACTIVE_STATES
 from latentween.server.security import check_settings_paths
-from latentween.server.store import JobRow, JobStore, open_state_dir
+from latentween.server.store import JobRow, open_state_dir
 from latentween.settings import MorphSettings, parse_size
 
 log = logging.getLogger("latentween.server")
-PERSIST_EVERY_S = 1.0
-# Polls within this time get the same bytes: progress may lag by that much, state changes never do.
-# Twenty clients polling at 10 Hz then cost about one database read and serialization per interval.
-POLL_FRESH_S = 0.1
 
 
 def _utc(seconds: Optional[float]) -> Optional[datetime]:
@@ -50,26 +49,60 @@ def _settings(stored: dict) -> MorphSettings:
         return MorphSettings.model_construct(**{k: v for k, v in stored.items() if k in MorphSettings.model_fields})
 
 
+def _part(part: str, name: str, doc: str = ""):
+    """An attribute of a part, read and set through the façade (executors and /v1/health use these)."""
+    return property(lambda self: getattr(getattr(self, part), name),
+                    lambda self, value: setattr(getattr(self, part), name, value), doc=doc)
+
+
+def _call(part: str, name: str):
+    def method(self, *args, **kwargs):
+        return getattr(getattr(self, part), name)(*args, **kwargs)
+
+    method.__name__ = name
+    return method
+
+
 class JobService:
+    # the worker's state and calls: recorder.Recorder
+    store = _part("recorder", "store", "the JobStore, once open()")
+    closing = _part("recorder", "closing")
+    device = _part("recorder", "device")
+    dtype = _part("recorder", "dtype")
+    loading = _part("recorder", "loading")
+    loaded = _part("recorder", "loaded")
+    model_error = _part("recorder", "model_error")
+    worker_error = _part("recorder", "worker_error")
+    take_next = _call("recorder", "take_next")
+    set_models = _call("recorder", "set_models")
+    set_model_error = _call("recorder", "set_model_error")
+    set_worker_error = _call("recorder", "set_worker_error")
+    record_progress = _call("recorder", "record_progress")
+    record_frames = _call("recorder", "record_frames")
+    await_choice = _call("recorder", "await_choice")
+    finish = _call("recorder", "finish")
+    # the job's files: jobfiles.JobFiles
+    job_dir = _call("files", "job_dir")
+    output_dir = _call("files", "output_dir")
+    input_path = _call("files", "input_path")
+    candidate_path = _call("files", "candidate_path")
+    frame_file = _call("files", "frame_file")
+    manifest_file = _call("files", "manifest_file")
+    candidates = _call("files", "candidates")
+    candidate_file = _call("files", "candidate_file")
+    # events: events.EventHub
+    subscribe = _call("hub", "subscribe")
+    unsubscribe = _call("hub", "unsubscribe")
+    polled_json = _call("hub", "polled_json")
+
     def __init__(self, config: ServerConfig):
         self.config = config
-        self.store: Optional[JobStore] = None
         self.worker = None
-        self.device = self.dtype = "starting"  # told by the worker once its device is set up
-        self.loading: Optional[str] = None
-        self.model_error: Optional[str] = None
-        self.loaded: list[str] = []  # reported by the worker, so health never waits on a model load
-        self.closing = False
-        self._lock = threading.RLock()
-        self._wakeup = threading.Condition(self._lock)
-        self._controls: dict[str, JobControl] = {}
-        self._live: dict[str, Live] = {}
-        self._subscribers: dict[str, list[Subscriber]] = {}
-        self._polled: dict[str, tuple[float, int, bytes]] = {}  # job id -> (when, version, JSON)
-        self._versions: dict[str, int] = {}
+        self.hub = EventHub()
+        self.files = JobFiles(config.jobs_dir, self.row, lambda job_id, index: self.store.has_frame(job_id, index))
+        self.recorder = Recorder(config, self.hub, self.get, self.files.job_dir)
         self._lock_file = None
         self.video_lock = threading.Lock()
-        self.worker_error: Optional[str] = None  # why the worker is retrying (a database it cannot write)
 
     # -- life -----------------------------------------------------------------------------------
 
@@ -87,33 +120,19 @@ class JobService:
         self.worker.start()
 
     def stop(self, timeout: float = 30.0) -> None:
-        with self._lock:
-            self.closing = True
-            for control in self._controls.values():
+        recorder = self.recorder
+        with recorder.lock:
+            recorder.closing = True
+            for control in recorder.controls.values():
                 control.cancel(shutdown=True)
-            self._wakeup.notify_all()
+            recorder.wakeup.notify_all()
         if self.worker is not None:
             self.worker.join(timeout)
-        for job_id in list(self._subscribers):
-            self._publish(job_id, "end", {"reason": "the daemon is stopping"})
+        self.hub.end_all("the daemon is stopping")
         if self.store is not None:
             self.store.close()
         if self._lock_file is not None:
             self._lock_file.close()
-
-    # -- paths ----------------------------------------------------------------------------------
-
-    def job_dir(self, job_id: str) -> Path:
-        return self.config.jobs_dir / job_id
-
-    def output_dir(self, job_id: str) -> Path:
-        return self.job_dir(job_id) / "output"
-
-    def input_path(self, job_id: str, index: int) -> Path:
-        return input_path(self.job_dir(job_id), index)
-
-    def candidate_path(self, job_id: str, frame: int, candidate: int) -> Path:
-        return candidate_path(self.job_dir(job_id), frame, candidate)
 
     # -- requests -------------------------------------------------------------------------------
 
@@ -139,8 +158,8 @@ class JobService:
         check_available(settings)  # CLIP weights it cannot get: refused now, not failed later (after input errors)
         job = JobRow(id=secrets.token_hex(6), state="queued", settings=settings.model_dump(mode="json"),
                      inputs=[k.info() for k in keyframes], frame_count=settings.output_count(), created=time.time(),
-                     progress={"done": 0, "total": 0, "stage": "queued"})
-        with self._lock:
+                     progress=Progress(done=0, total=0, stage="queued").event())
+        with self.recorder.lock:
             self._check_queue()
             try:
                 for index, keyframe in enumerate(keyframes):
@@ -153,7 +172,7 @@ class JobService:
                 shutil.rmtree(self.job_dir(job.id), ignore_errors=True)
                 raise InsufficientStorage(storage_error(exc, "storing the keyframes")) from exc
             self.store.insert(job)
-            self._wakeup.notify_all()
+            self.recorder.wakeup.notify_all()
         log.info("job %s queued: %d frames", job.id, job.frame_count)
         return self.view(job)
 
@@ -169,20 +188,8 @@ class JobService:
     def list(self, state: Optional[str] = None, limit: int = 100) -> list[schemas.Job]:
         return [self.view(row) for row in self.store.list(state, limit)]
 
-    def polled_json(self, job_id: str) -> Optional[bytes]:
-        """The job as JSON from memory, if a recent poll made it and nothing but progress changed since."""
-        entry = self._polled.get(job_id)
-        if entry is None or time.monotonic() - entry[0] > POLL_FRESH_S or entry[1] != self._versions.get(job_id, 0):
-            return None
-        return entry[2]
-
     def job_json(self, job_id: str) -> bytes:
-        version = self._versions.get(job_id, 0)
-        data = self.get(job_id).model_dump_json().encode()
-        if len(self._polled) > 1000:
-            self._polled.clear()
-        self._polled[job_id] = (time.monotonic(), version, data)
-        return data
+        return self.hub.job_json(job_id, lambda: self.get(job_id).model_dump_json().encode())
 
     def row(self, job_id: str) -> JobRow:
         row = self.store.get(job_id)
@@ -191,34 +198,34 @@ class JobService:
         return row
 
     def view(self, row: JobRow) -> schemas.Job:
-        live = self._live.get(row.id)
-        progress = live.progress if live is not None and row.state in ACTIVE_STATES else row.progress
+        live = self.recorder.live.get(row.id)
+        progress = live.progress if live is not None and row.state in ACTIVE_STATES else Progress(**row.progress)
         return schemas.Job(
             id=row.id, state=row.state, created=_utc(row.created), started=_utc(row.started),
             finished=_utc(row.finished), settings=_settings(row.settings), inputs=row.inputs,
-            progress=schemas.Progress(**progress), eta_s=live.eta() if live is not None else None, error=row.error,
+            progress=progress, eta_s=live.eta() if live is not None else None, error=row.error,
             frame_count=row.frame_count, frames=self.store.frames(row.id), awaiting=row.awaiting,
             cancel_requested=row.cancel_requested,
             queue_position=self.store.position(row) if row.state == "queued" else None)
 
     def cancel(self, job_id: str) -> schemas.Job:
-        with self._lock:
+        with self.recorder.lock:
             row = self.row(job_id)
             if row.state == "queued":
-                self._finish(row.id, "cancelled")
+                self.recorder.end(row.id, "cancelled")
             elif row.state in ACTIVE_STATES:
                 self.store.update(row.id, cancel_requested=1)
-                self._controls[row.id].cancel()
+                self.recorder.controls[row.id].cancel()
             else:
                 raise Conflict(f"job {job_id} is already {row.state}")
             job = self.get(job_id)
-        self._publish(job_id, "state", job.model_dump(mode="json"))
+        self.hub.publish(job_id, "state", job.model_dump(mode="json"))
         return job
 
     def delete(self, job_id: str) -> None:
-        with self._lock:
+        with self.recorder.lock:
             self.row(job_id)
-            control = self._controls.get(job_id)
+            control = self.recorder.controls.get(job_id)
             if control is None:  # files first: on a full disk, the database needs the space they free
                 shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
             try:
@@ -227,24 +234,10 @@ class JobService:
                 self.store.delete(job_id)  # once more, now that the files are gone
             if control is not None:
                 control.cancel(delete=True)  # the worker removes the files once it has let go of them
-        self._publish(job_id, "end", {"reason": "deleted"})
-
-    def candidates(self, job_id: str) -> schemas.Candidates:
-        row = self.row(job_id)
-        if row.state != "awaiting-choice" or not row.awaiting:
-            raise Conflict(f"job {job_id} is not waiting for a choice (it is {row.state})")
-        frame = row.awaiting["frame"]
-        return schemas.Candidates(frame=frame, candidates=[
-            schemas.Candidate(index=k, url=f"/v1/jobs/{job_id}/candidates/{k}") for k in range(row.awaiting["candidates"])])
-
-    def candidate_file(self, job_id: str, candidate: int) -> Path:
-        listing = self.candidates(job_id)
-        if not 0 <= candidate < len(listing.candidates):
-            raise NotFound(f"frame {listing.frame} of job {job_id} has candidates 0..{len(listing.candidates) - 1}")
-        return self.candidate_path(job_id, listing.frame, candidate)
+        self.hub.publish(job_id, "end", {"reason": "deleted"})
 
     def choose(self, job_id: str, frame: int, candidate: int) -> schemas.Job:
-        with self._lock:
+        with self.recorder.lock:
             row = self.row(job_id)
             if row.state != "awaiting-choice" or not row.awaiting:
                 raise Conflict(f"job {job_id} is not waiting for a choice (it is {row.state})")
@@ -253,26 +246,11 @@ class JobService:
             if candidate >= row.awaiting["candidates"]:
                 raise Unprocessable(f"frame {frame} has candidates 0..{row.awaiting['candidates'] - 1}, not {candidate}")
             self.store.update(job_id, state="running", awaiting=None)
-            self._live[job_id].update({**self._live[job_id].progress, "stage": "denoising"})
-            self._controls[job_id].choose(candidate)
+            self.recorder.live[job_id].stage("denoising")
+            self.recorder.controls[job_id].choose(candidate)
             job = self.get(job_id)
-        self._publish(job_id, "state", job.model_dump(mode="json"))
+        self.hub.publish(job_id, "state", job.model_dump(mode="json"))
         return job
-
-    def frame_file(self, job_id: str, index: int) -> Path:
-        row = self.row(job_id)
-        if not 0 <= index < row.frame_count:
-            raise NotFound(f"job {job_id} has frames 0..{row.frame_count - 1}, not {index}")
-        if not self.store.has_frame(job_id, index):
-            raise NotFound(f"frame {index} of job {job_id} is not finished yet")
-        return self.output_dir(job_id) / FRAME_PATTERN.format(index)
-
-    def manifest_file(self, job_id: str) -> Path:
-        self.row(job_id)
-        path = self.output_dir(job_id) / "manifest.json"
-        if not path.is_file():
-            raise NotFound(f"job {job_id} has no manifest yet (it starts when the job runs)")
-        return path
 
     def health(self) -> schemas.Health:
         from latentween.server.status import health
@@ -281,161 +259,9 @@ class JobService:
 
     def running(self) -> Optional[str]:
         """The running job (with several actors, the one taken first)."""
-        return next(iter(self._controls), None)
+        return next(iter(self.recorder.controls), None)
 
     def models(self) -> schemas.Models:
         specs = [self.config.model] + [m for m in self.loaded if m != self.config.model]
         return schemas.Models(max_loaded=self.config.max_loaded, models=[
             schemas.ModelInfo(spec=s, default=s == self.config.model, loaded=s in self.loaded) for s in specs])
-
-    # -- events ---------------------------------------------------------------------------------
-
-    def subscribe(self, job_id: str, loop) -> Subscriber:
-        subscriber = Subscriber(job_id, loop)
-        with self._lock:
-            self._subscribers.setdefault(job_id, []).append(subscriber)
-        return subscriber
-
-    def unsubscribe(self, subscriber: Subscriber) -> None:
-        with self._lock:
-            subscribers = self._subscribers.get(subscriber.job_id, [])
-            if subscriber in subscribers:
-                subscribers.remove(subscriber)
-            if not subscribers:
-                self._subscribers.pop(subscriber.job_id, None)
-
-    def _publish(self, job_id: str, kind: str, data: dict) -> None:
-        if kind != "progress":
-            self._versions[job_id] = self._versions.get(job_id, 0) + 1
-        for subscriber in list(self._subscribers.get(job_id, ())):
-            try:
-                subscriber.loop.call_soon_threadsafe(subscriber.push, kind, data)
-            except RuntimeError:  # its loop has closed: the stream is gone
-                self.unsubscribe(subscriber)
-
-    # -- the worker's side ----------------------------------------------------------------------
-    # A database error here (a full disk) must not end the worker: the calls that change a job either
-    # raise before anything changed, so the worker retries them, or fail that one job.
-
-    def take_next(self, timeout: float = 1.0) -> Optional[tuple[JobRow, JobControl]]:
-        with self._wakeup:
-            if self.closing:
-                return None
-            row = self.store.next_queued()
-            if row is None:
-                self._wakeup.wait(timeout)
-                return None
-            now = time.time()
-            self.store.update(row.id, state="running", started=row.started or now, cancel_requested=0,
-                              progress={"done": 0, "total": 0, "stage": "starting"})
-            control = self._controls[row.id] = JobControl(row.id)
-            self._live[row.id] = Live()
-            row.state = "running"
-        self._publish_state(row.id)
-        return row, control
-
-    def set_models(self, loading: Optional[str], loaded: list[str]) -> None:
-        self.loading, self.loaded = loading, list(loaded)
-        if loading is None and self.config.model in self.loaded:
-            self.model_error = None
-
-    def set_model_error(self, error: str) -> None:
-        """The start-up model failed to load: /v1/health says why; jobs using it fail with the same line."""
-        self.model_error = error
-        log.error("cannot load %s: %s", self.config.model, error)
-
-    def set_worker_error(self, error: Optional[str]) -> None:
-        """Why the worker is retrying, for /v1/health; None once it works again."""
-        if error is None and self.worker_error is not None:
-            log.info("the worker works again")
-        self.worker_error = error
-
-    def record_progress(self, job_id: str, event: dict) -> None:
-        live = self._live.get(job_id)
-        if live is None:
-            return
-        live.update(event)
-        now = time.monotonic()
-        if now - live.persisted >= PERSIST_EVERY_S:
-            live.persisted = now
-            try:
-                self.store.update(job_id, progress=live.progress)
-            except sqlite3.Error as exc:
-                self._store_failed(job_id, "saving progress", exc)
-        if job_id in self._subscribers:
-            self._publish(job_id, "progress", {"id": job_id, "state": "running", "progress": live.progress,
-                                               "eta_s": live.eta()})
-
-    def record_frames(self, job_id: str, indices: list[int]) -> None:
-        control = self._controls.get(job_id)
-        if control is None or control.deleted:
-            return
-        try:
-            added = self.store.add_frames(job_id, indices)
-            live = self._live.get(job_id)
-            if live is not None:
-                self.store.update(job_id, progress=live.progress)
-        except sqlite3.Error as exc:
-            self._store_failed(job_id, "recording finished frames", exc)
-            return
-        for index in added:
-            self._publish(job_id, "frame", {"id": job_id, "index": index, "url": f"/v1/jobs/{job_id}/frames/{index}"})
-
-    def await_choice(self, job_id: str, frame: int, count: int) -> None:
-        with self._lock:
-            if self._controls[job_id].deleted:
-                return
-            try:
-                self.store.update(job_id, state="awaiting-choice", awaiting={"frame": frame, "candidates": count})
-            except sqlite3.Error as exc:
-                self._store_failed(job_id, "pausing for a choice", exc)
-                return
-            self._live[job_id].update({**self._live[job_id].progress, "stage": "awaiting choice"})
-        self._publish_state(job_id)
-
-    def _store_failed(self, job_id: str, what: str, exc: sqlite3.Error) -> None:
-        """The job cannot be recorded: it stops and fails with this reason; the worker goes on."""
-        control = self._controls.get(job_id)
-        if control is not None and control.failure is None:
-            control.fail(f"the job database failed while {what}: {one_line(exc)}")
-            log.error("job %s: %s", job_id, control.failure)
-
-    def finish(self, job_id: str, state: str, error: Optional[str] = None) -> None:
-        """Record how the job ended. On a database error it raises with nothing changed, to be retried."""
-        with self._lock:
-            control = self._controls.get(job_id)
-            if control is not None and control.deleted:
-                self._forget(job_id)
-                shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
-                return
-            if control is not None and control.failure is not None:
-                state, error = "failed", control.failure
-            if state == "queued":  # stopped by a shutdown: back to the queue, resumed at the next start
-                live = self._live.get(job_id)
-                self.store.update(job_id, state="queued", awaiting=None,
-                                  progress={**(live.progress if live is not None else {}), "stage": "queued"})
-                self._forget(job_id)
-                return
-            self._finish(job_id, state, error)
-        self._publish_state(job_id)
-
-    def _finish(self, job_id: str, state: str, error: Optional[str] = None) -> None:
-        live = self._live.get(job_id)
-        progress = dict(live.progress if live is not None else {"done": 0, "total": 0})
-        if state == "done":
-            progress["done"] = progress.get("total", 0)
-        progress["stage"] = "finished" if state == "done" else state
-        self.store.update(job_id, state=state, error=error, finished=time.time(), awaiting=None, progress=progress)
-        self._forget(job_id)
-        log.info("job %s %s%s", job_id, state, f": {error}" if error else "")
-
-    def _forget(self, job_id: str) -> None:
-        self._live.pop(job_id, None)
-        self._controls.pop(job_id, None)
-
-    def _publish_state(self, job_id: str) -> None:
-        try:
-            job = self.get(job_id)
-        except (sqlite3.Error, NotFound):  # pollers read it at their next poll
-            return
-        self._publish(job_id, "state", job.model_dump(mode="json"))

@@ -5,7 +5,6 @@ import os
 from pathlib import Path
 
 from latentween.errors import LatentweenError
-from latentween.morph import FRAME_PATTERN
 from latentween.server.errors import Conflict, InsufficientStorage, NotImplementedHere, Unprocessable
 from latentween.server.runner import storage_error
 
@@ -30,7 +29,8 @@ def video_file(service, job_id: str, fmt: str, fps: str) -> Path:
     with service.video_lock:
         if not path.is_file():
             path.parent.mkdir(parents=True, exist_ok=True)
-            frames = [service.output_dir(job_id) / FRAME_PATTERN.format(i) for i in range(row.frame_count)]
+            output = service.files.output(job_id)
+            frames = [output.frame_path(i) for i in range(row.frame_count)]
             partial = path.with_name(f".{path.stem}.partial{path.suffix}")  # a failed encode is never served
             try:
                 encode_video(frames, partial, fps=rate)

@@ -15,6 +15,7 @@ from typing import Optional
 from latentween.errors import LatentweenError
 from latentween.server import child
 from latentween.server.errors import one_line
+from latentween.server.messages import Cancel, Choose, Exit, Fatal, Finished, Job, Sink, deliver
 from latentween.server.runner import execute, job_payload, load_model
 
 log = logging.getLogger("latentween.server")
@@ -23,29 +24,9 @@ BACKOFF_S = (0.05, 0.2, 0.5, 1.0, 2.0, 5.0)
 STALL_S = 120.0  # a worker silent this long (not in a job of its own thread) is reported stuck
 
 
-class ServiceSink:
-    """A running job's reports, straight to the service (the in-process worker)."""
-
-    def __init__(self, service, job_id: str, control):
-        self.service, self.job_id, self.control = service, job_id, control
-
-    def progress(self, event: dict) -> None:
-        self.service.record_progress(self.job_id, event)
-
-    def frames(self, indices: list[int]) -> None:
-        self.service.record_frames(self.job_id, indices)
-
-    def awaiting(self, frame: int, candidates: int) -> None:
-        self.service.await_choice(self.job_id, frame, candidates)
-
-    def wait_for_choice(self) -> int:
-        return self.control.wait_for_choice()
-
-    def should_stop(self) -> bool:
-        return self.control.should_stop()
-
-    def models(self, loading: Optional[str], loaded: list[str]) -> None:
-        self.service.set_models(loading, loaded)
+def service_sink(service, job_id: str, control) -> Sink:
+    """A running job's reports, straight to the service's recorder (the in-process worker)."""
+    return Sink(lambda message: deliver(service.recorder, job_id, message), control)
 
 
 def end_state(state: str, control) -> str:
@@ -138,7 +119,7 @@ class ThreadWorker(Resilient, threading.Thread):
         service = self.service
         if service.config.preload:
             try:
-                load_model(self.manager, service.config.model, ServiceSink(service, "", None))
+                load_model(self.manager, service.config.model, service_sink(service, "", None))
             except LatentweenError as exc:
                 service.set_model_error(str(exc))
         self.loop(self.step)
@@ -158,7 +139,7 @@ class ThreadWorker(Resilient, threading.Thread):
         self.busy = True
         try:
             return execute(job_payload(self.service.job_dir(row.id), row), self.manager, self.service.config.runtime,
-                           ServiceSink(self.service, row.id, control))
+                           service_sink(self.service, row.id, control))
         finally:
             self.busy = False
             self.beat = time.monotonic()
@@ -208,14 +189,14 @@ class ProcessWorker(Resilient, threading.Thread):
         try:
             message = self.conn.recv()
         except (EOFError, OSError):
-            message = ("fatal", f"the worker process exited at start (exit code {self.process.exitcode})")
-        if message[0] == "fatal":
-            self.fatal = message[1]
-            self.service.set_model_error(message[1])
-            log.error("worker process: %s", message[1])
-        else:
+            message = Fatal(f"the worker process exited at start (exit code {self.process.exitcode})")
+        if isinstance(message, Fatal):
+            self.fatal = message.error
+            self.service.set_model_error(message.error)
+            log.error("worker process: %s", message.error)
+        else:  # Ready
             self.fatal = None
-            self.service.device, self.service.dtype = message[1], message[2]
+            self.service.device, self.service.dtype = message.device, message.dtype
 
     def actors(self) -> list[dict]:
         process = self.process
@@ -227,7 +208,7 @@ class ProcessWorker(Resilient, threading.Thread):
         """Reports that come between jobs (the start-up model load)."""
         try:
             while self.conn.poll(0):
-                self.dispatch("", self.conn.recv())
+                deliver(self.service.recorder, "", self.conn.recv())
         except (EOFError, OSError):
             pass
 
@@ -239,38 +220,25 @@ class ProcessWorker(Resilient, threading.Thread):
             return "failed", self.fatal
         cancel_sent = False
         try:
-            self.conn.send(("job", job_payload(service.job_dir(row.id), row)))
+            self.conn.send(Job(job_payload(service.job_dir(row.id), row)))
             while True:
                 self.beat = time.monotonic()
                 if control.should_stop() and not cancel_sent:
-                    self.conn.send(("cancel",))
+                    self.conn.send(Cancel())
                     cancel_sent = True
                 choice = control.take_choice()
                 if choice is not None:
-                    self.conn.send(("choose", choice))
+                    self.conn.send(Choose(choice))
                 if not self.conn.poll(POLL_S):
                     if not self.process.is_alive():
                         raise EOFError
                     continue
                 message = self.conn.recv()
-                if message[0] == "finished":
-                    return message[1], message[2]
-                self.dispatch(row.id, message)
+                if isinstance(message, Finished):
+                    return message.state, message.error
+                deliver(service.recorder, row.id, message)
         except (EOFError, OSError):
             return self.lost(row)
-
-    def dispatch(self, job_id: str, message: tuple) -> None:
-        kind, service = message[0], self.service
-        if kind == "progress":
-            service.record_progress(job_id, message[1])
-        elif kind == "frames":
-            service.record_frames(job_id, message[1])
-        elif kind == "await":
-            service.await_choice(job_id, message[1], message[2])
-        elif kind == "models":
-            service.set_models(message[1], message[2])
-        elif kind == "model_error":
-            service.set_model_error(message[1])
 
     def lost(self, row) -> tuple[str, Optional[str]]:
         """The worker process died under a job (killed, out of memory, a crash in a library). The job
@@ -293,7 +261,7 @@ class ProcessWorker(Resilient, threading.Thread):
         if self.process is None or self.process.pid is None:  # never started
             return
         try:
-            self.conn.send(("exit",))
+            self.conn.send(Exit())
         except (OSError, ValueError):
             pass
         self.process.join(10)

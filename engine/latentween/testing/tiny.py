@@ -8,7 +8,8 @@ latent, as SD's 8x VAE does; a 17-frame morph takes seconds on a CPU. Beside the
 OpenPose ControlNet (controlnet/), a tiny open_clip model (clip/) and a randomly initialised
 OpenPose body network (openpose/body_pose_model.pth), a LoRA (lora/) and a tiny AutoencoderTiny
 (preview_vae/), each in its real on-disk format. DIR/sdxl/ holds a tiny SDXL model the same way
-(diffusers folder, single file in the SDXL layout, ControlNet; latentween.testing.tiny_sdxl).
+(diffusers folder, single file in the SDXL layout, ControlNet; latentween.testing.tiny_sdxl), DIR/flux/
+a tiny Flux.1-dev-layout model (latentween.testing.tiny_flux).
 """
 from __future__ import annotations
 
@@ -166,10 +167,11 @@ def write_preview_vae(folder: Path, seed: int = 0) -> Path:
 
 def write_tiny_checkpoint(folder: str | Path, seed: int = 0) -> Path:
     """Write the tiny model to `folder` (diffusers layout plus single_file.safetensors), and beside it
-    controlnet/, clip/ and openpose/ for --controlnet, --clip-model and --pose-model, and sdxl/."""
+    controlnet/, clip/ and openpose/ for --controlnet, --clip-model and --pose-model, sdxl/ and flux/."""
     from diffusers import StableDiffusionPipeline
 
     from latentween.testing.single_file import write_single_file
+    from latentween.testing.tiny_flux import write_tiny_flux
     from latentween.testing.tiny_sdxl import write_tiny_sdxl
 
     folder = Path(folder)
@@ -184,6 +186,7 @@ def write_tiny_checkpoint(folder: str | Path, seed: int = 0) -> Path:
     write_lora(folder / "lora", parts["unet"], seed)
     write_preview_vae(folder / "preview_vae", seed)
     write_tiny_sdxl(folder / "sdxl", seed)
+    write_tiny_flux(folder / "flux", seed)
     return folder
 
 

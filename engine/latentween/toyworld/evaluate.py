@@ -22,6 +22,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from . import metrics, scorer, world
+from .defaults import shared_default
 
 SCHEMES = ("ours", "interpolate-only", "interpolate-denoise", "did", "did-no-shared-noise", "ours-aligned")
 TRUE_INBETWEEN = 0.1
@@ -29,20 +30,22 @@ TRUE_INBETWEEN = 0.1
 
 @dataclass
 class EvalConfig:
-    model: str = "toy"
+    """Settings shared with a morph job default as toyworld.defaults says; the rest are eval's own."""
+
+    model: str = shared_default("model")
     pairs: int = 50
-    frames: int = 9
+    frames: int = shared_default("frames")
     schemes: Sequence[str] = SCHEMES
-    steps: int = 50
-    guidance: float = 1.0
-    seed: int = 0
-    min_noise: float = 0.30
-    max_noise: float = 0.55
+    steps: int = shared_default("steps")
+    guidance: float = shared_default("guidance")
+    seed: int = shared_default("seed")
+    min_noise: float = shared_default("min_noise")
+    max_noise: float = shared_default("max_noise")
     noise_sweep: Sequence[tuple[float, float]] = ()
     # (scheduler, steps) pairs to run ours-aligned at: the quality-vs-cost curve (samplers.png)
     samplers: Sequence[tuple[str, int]] = ()
-    scheduler: str = "ddim"
-    dtype: str = "auto"
+    scheduler: str = shared_default("scheduler")
+    dtype: str = shared_default("dtype")
     distance: tuple[float, float] = (16.0, 24.0)
     grid_pairs: int = 4
 

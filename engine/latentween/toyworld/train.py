@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import platform
 import sys
 import time
@@ -32,8 +31,12 @@ import numpy as np
 
 # On a CPU shared with another busy process, OpenMP's default spin-waiting made UNet steps 4-15x
 # slower here (2-13 s against 0.8 s per step with passive waiting; 0.4 s on an idle CPU).
-# It only takes effect when set before torch loads, as with `python -m latentween.toyworld.train`.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# It only takes effect when set before torch loads, so the script sets it here (latentween.runtime);
+# importing this module leaves the process alone.
+if __name__ == "__main__":
+    from latentween.runtime import configure_environment
+
+    configure_environment()
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
