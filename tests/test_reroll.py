@@ -13,7 +13,7 @@ import torch
 
 from latentween.images import read_image
 from latentween.method import frame_generator, randn
-from latentween.morph import job_key, run_morph
+from latentween.morph import KEY_WHEN_SET, job_key, run_morph
 from latentween.settings import MorphSettings, RuntimeSettings
 
 FAST = dict(frames=9, steps=4, seed=11, candidates=1, align="none")
@@ -72,13 +72,16 @@ def test_a_take_of_a_keyframe_or_below_zero_is_refused(takes, words):
         MorphSettings(frames=9, takes=takes)
 
 
-def test_a_job_without_takes_keeps_the_job_key_it_had_before_takes_existed(keyframe_files):
+def test_a_job_not_using_later_settings_keeps_the_job_key_it_had_before_they_existed(keyframe_files):
     keyframes = [read_image(p) for p in keyframe_files]
     settings = MorphSettings(seed=3)
-    before = settings.model_dump(exclude={"takes"})
+    later = {"takes": {3: 1}, "true_cfg": 2.0, "consistency_weight": 2.0, "appearance": "stats"}
+    assert set(later) == set(KEY_WHEN_SET)
+    before = settings.model_dump(exclude=set(later))
     payload = {"inputs": [k.sha256 for k in keyframes], "settings": before, "extra": {}}
     assert job_key(keyframes, settings) == hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
-    assert job_key(keyframes, settings.model_copy(update={"takes": {3: 1}})) != job_key(keyframes, settings)
+    for name, value in later.items():  # set, each one is part of the job's identity
+        assert job_key(keyframes, settings.model_copy(update={name: value})) != job_key(keyframes, settings), name
 
 
 # -- the engine -----------------------------------------------------------------------------------

@@ -72,13 +72,25 @@ def test_an_engine_command_sets_torchs_flags_before_it_runs(tmp_path):
     assert _run(code) == "True"
 
 
-def test_the_daemon_checks_every_text_setting_not_marked_free_text_in_the_settings():
+def test_the_daemon_checks_every_text_setting_not_marked_free_text_or_a_fixed_choice():
+    import typing
+
     from latentween.server import security
     from latentween.settings import FREE_TEXT, MorphSettings
 
-    marked = {name for name, field in MorphSettings.model_fields.items() if FREE_TEXT in field.metadata}
-    assert security.FREE_TEXT == marked
+    marked = {name for name, field in MorphSettings.model_fields.items()
+              if FREE_TEXT in field.metadata or typing.get_origin(field.annotation) is typing.Literal}
+    assert security.FREE_TEXT == marked and {"choose", "scheduler", "appearance"} <= marked
     assert {"model", "points", "pose", "lora", "controlnet", "clip_model"}.isdisjoint(security.FREE_TEXT)
+
+
+def test_the_daemon_accepts_a_choice_that_is_no_hub_id(tmp_path):
+    from latentween.server.config import ServerConfig
+    from latentween.server.security import check_settings_paths
+    from latentween.settings import MorphSettings
+
+    # `+` is not in a hub id; as a fixed choice it names no file
+    check_settings_paths(MorphSettings(choose="clip+consistency"), ServerConfig(state_dir=tmp_path))
 
 
 def test_eval_takes_the_jobs_defaults_where_it_has_none_of_its_own():

@@ -47,11 +47,7 @@ def prepare_conditioning(pipe, components, manager, settings: MorphSettings, key
         raise InputError("--choose manual needs a caller that chooses: submit the job to the daemon (latentween submit)")
     cond.chooser = chooser
     if multiple and chooser is None:
-        from latentween.ranking import clip_chooser
-
-        cond.chooser = clip_chooser(manager.clip(settings.clip_model), settings.rank_positive, settings.rank_negative)
-        cond.report["ranking"] = {"clip_model": settings.clip_model, "positive": settings.rank_positive,
-                                  "negative": settings.rank_negative}
+        cond.chooser, cond.report["ranking"] = _chooser(manager, settings)
     if settings.invert_steps > 0 and settings.scheme != "interpolate-only":
         cond.text = _inverted_text(pipe, components, settings, work, cache, progress, should_cancel, cond.report)
     if settings.pose != "none":
@@ -64,6 +60,22 @@ def prepare_conditioning(pipe, components, manager, settings: MorphSettings, key
         if cond.alignment is None:
             log.warning("alignment: %s; interpolating without it", cond.report["alignment"].get("warning"))
     return cond
+
+
+def _chooser(manager, settings: MorphSettings) -> tuple[Callable, dict]:
+    """The automatic chooser of --choose clip, consistency or clip+consistency, and its report. Only
+    the choices with CLIP load a CLIP model."""
+    from latentween.ranking import clip_chooser, consistency_chooser
+
+    clip = {"clip_model": settings.clip_model, "positive": settings.rank_positive, "negative": settings.rank_negative}
+    if settings.choose == "consistency":
+        return consistency_chooser(), {"choose": "consistency"}
+    ranker = manager.clip(settings.clip_model)
+    if settings.choose == "clip+consistency":
+        weight = settings.consistency_weight
+        return (consistency_chooser(ranker, settings.rank_positive, settings.rank_negative, weight),
+                {"choose": "clip+consistency", **clip, "consistency_weight": weight})
+    return clip_chooser(ranker, settings.rank_positive, settings.rank_negative), clip
 
 
 def _inverted_text(pipe, components, settings, work, cache, progress, should_cancel, report) -> tuple:

@@ -52,9 +52,17 @@ def prepare_keyframes(keyframes: Sequence[Keyframe], settings: MorphSettings) ->
     return Prepared(fitted, size, channels, bit_depth)
 
 
+# Settings added after jobs had keys: left out of the key while at their default, so a job that does not
+# use them keeps the key (and the resumable folders and caches) it had before they existed.
+KEY_WHEN_SET = ("takes", "true_cfg", "consistency_weight", "appearance")
+
+
 def job_key(keyframes: Sequence[Keyframe], settings: MorphSettings, extra: Optional[dict] = None) -> str:
-    """Identity of a job's result: inputs' content and every pixel-changing setting (no takes: as before takes)."""
-    dumped = settings.model_dump(exclude=None if settings.takes else {"takes"})
+    """Identity of a job's result: inputs' content and every pixel-changing setting (KEY_WHEN_SET aside)."""
+    fields = MorphSettings.model_fields
+    unused = {name for name in KEY_WHEN_SET if name in fields and getattr(settings, name) == fields[name].get_default(
+        call_default_factory=True)}
+    dumped = settings.model_dump(exclude=unused or None)
     payload = {"inputs": [k.sha256 for k in keyframes], "settings": dumped, "extra": extra or {}}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
 
@@ -149,7 +157,7 @@ def condition_transition(t: Transition, manager, *, cache=None, progress=None, s
     t.pipe.controlnet = cond.controlnet
     t.request = InterpolationRequest.from_settings(
         settings, text=cond.text, control=cond.control, alignment=cond.alignment,
-        rank_early=cond.chooser is not None and settings.choose == "clip")
+        rank_early=cond.chooser is not None and settings.ranks_automatically)
     return cond
 
 

@@ -39,9 +39,15 @@ class Manifest(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     job_key: Optional[str] = None
-    base_key: Optional[str] = None
+    base_key: Optional[str] = None  # the job's key with its takes left out (latentween.takes)
     status: Optional[str] = None
+    settings: Optional[dict] = None  # the job's effective settings (MorphSettings.model_dump)
     frames: list[FrameRecord] = []
+
+    @property
+    def run_key(self) -> Optional[str]:
+        """What a re-roll keeps: the base key, or the job key of manifests from before takes existed."""
+        return self.base_key or self.job_key
 
 
 class OutputFolder:

@@ -14,6 +14,7 @@ from typing import Callable, Iterator, Optional, Sequence
 import numpy as np
 import torch
 
+from latentween.consistency import FrameRanker, frame_expectations, uses_consistency
 from latentween.errors import Cancelled
 from latentween.families import FAMILIES, Prompt, slerp_prompts
 from latentween.guidance import GuidedDenoiser, UNetCounter
@@ -21,7 +22,7 @@ from latentween.method import denoise, frame_generator, randn
 from latentween.plan import PlannedFrame, PlannedRow, ddim_index, level_chunks, make_plan
 from latentween.progress import Progress
 from latentween.request import FrameResult, InterpolationRequest
-from latentween.schemes import STARTS, Start
+from latentween.schemes import STARTS, Start, blend
 from latentween.schedulers import clean_estimate, make_scheduler, noise_coefficients, start_at, timestep_options
 
 
@@ -232,12 +233,16 @@ class InterpolationPipeline:
         begin, alpha, sigma = self.noise_level(chunk[0].start, request.steps)
         z_t = self.prepare_latents(chunk, latents, trajectories, fractions, request, (alpha, sigma))
         early: dict[int, dict] = {}
+        # Consistency ranking compares candidates with the parents' slerp; other choosers need nothing more.
+        expected = frame_expectations([r.frame for r in chunk], Start(latents, trajectories, fractions, request,
+                                      (alpha, sigma)), blend) if uses_consistency(chooser) else None
+        ranker = FrameRanker(chooser, expected)
         if request.scheme == "interpolate-only":
             rows, z0, captured = list(range(len(chunk))), z_t, {}
         else:
             conditioning = self.frame_conditioning(chunk, fractions, text, request)
             rows, z0, captured = self._denoise(chunk, z_t, begin, denoiser, conditioning, plan, request, progress,
-                                               callback, should_cancel, evaluations, chooser, early)
+                                               callback, should_cancel, evaluations, ranker, early)
         frames = [f for f in dict.fromkeys(row.frame for row in chunk) if f.index not in done]
         wanted = [i for i, r in enumerate(rows) if chunk[r].frame.index not in done]
         decoded = dict(zip(wanted, self.decode_latents(z0[wanted]))) if wanted else {}
@@ -245,11 +250,13 @@ class InterpolationPipeline:
         halves = self.rows_per_candidate(request)
         for frame in frames:
             mine = [i for i in wanted if chunk[rows[i]].frame is frame]
-            chosen, scores = chooser(frame, [decoded[i] for i in mine]) if len(mine) > 1 else (0, [])
+            chosen, scores, parts = ranker(frame, [decoded[i] for i in mine], z0[mine]) if len(mine) > 1 \
+                else (0, [], None)
             i = mine[chosen]
             latents[frame.index] = z0[i]
             trajectories[frame.index] = {k: z[i] for k, z in captured.items()}
-            info = self._frame_info(frame, request, chunk, rows[i], scores, early.get(frame.index), seconds, where)
+            info = self._frame_info(frame, request, chunk, rows[i], scores, early.get(frame.index), seconds, where,
+                                    parts)
             info["unet"] = {"evaluations": evaluations[frame.index] * halves, "calls": self.counter.calls - calls}
             yield FrameResult(frame.index, fractions[frame.index], decoded[i], z0[i].cpu(), info)
 
@@ -282,11 +289,11 @@ class InterpolationPipeline:
         return out
 
     def _denoise(self, chunk, z_t, begin, denoiser, conditioning, plan, request, progress, callback, should_cancel,
-                 evaluations, chooser, early):
+                 evaluations, ranker, early):
         """Denoise a chunk from `begin` to 0. With `prune_at`, each frame's candidates are ranked after that
-        share of the steps on a cheap preview of their predicted clean latents, and only the best `keep`
-        finish. Returns the chunk rows that finished, their clean latents and (DID) captured latents,
-        both in the order of those rows."""
+        share of the steps on a cheap preview of their predicted clean latents (consistency ranking: on
+        those latents), and only the best `keep` finish (`ranker`: consistency.FrameRanker). Returns the
+        chunk rows that finished, their clean latents and (DID) captured latents, in those rows' order."""
         capture = None
         if request.scheme.startswith("did"):
             capture = {ddim_index(f.noise, request.steps) for level in plan for f in level}
@@ -322,13 +329,16 @@ class InterpolationPipeline:
         z, captured = denoise(model, z_t, self.scheduler, begin, end=cut, eta=request.eta, generators=generators,
                               capture=capture, callback=step)
         # 2. rank each frame's candidates on a preview of the last step's predicted clean latent
-        previews = self.preview_latents(clean_estimate(self.scheduler, last["x"], last["out"], last["t"]))
+        estimate = clean_estimate(self.scheduler, last["x"], last["out"], last["t"])
+        previews = self.preview_latents(estimate)
         keep = []
         for frame in dict.fromkeys(row.frame for row in chunk):
             mine = [r for r in alive if chunk[r].frame is frame]
-            ranked = chooser(frame, [previews[r] for r in mine])[1] or [0.0] * len(mine)  # no scores: keep the first
+            _, ranked, parts = ranker(frame, [previews[r] for r in mine], estimate[mine])
+            ranked = ranked or [0.0] * len(mine)  # no scores: keep the first
             best = sorted(sorted(range(len(mine)), key=lambda i: -ranked[i])[:request.keep])
             early[frame.index] = {"after_steps": cut - begin, "scores": ranked,
+                                  **({"score_parts": parts} if parts is not None else {}),
                                   "kept": [chunk[mine[i]].candidate for i in best]}
             keep += [mine[i] for i in best]
         alive[:] = keep
@@ -357,7 +367,8 @@ class InterpolationPipeline:
         half = torch.nn.functional.avg_pool2d(latents, 2) if min(latents.shape[-2:]) >= 8 else latents
         return self.decode_latents(half)
 
-    def _frame_info(self, frame: PlannedFrame, request, chunk, row: int, scores, early, seconds, where) -> dict:
+    def _frame_info(self, frame: PlannedFrame, request, chunk, row: int, scores, early, seconds, where,
+                    parts=None) -> dict:
         start = ddim_index(frame.noise, request.steps)
         timestep = int(self.scheduler.timesteps.flip(0)[start])
         info = {
@@ -365,7 +376,8 @@ class InterpolationPipeline:
             "local_fraction": frame.local_fraction, "noise": frame.noise,
             "ddim_index": start, "timestep": timestep if request.scheme != "interpolate-only" else None,
             "candidates": sum(1 for r in chunk if r.frame is frame), "chosen": chunk[row].candidate,
-            "scores": scores, "seconds": seconds, "chunk": list(where),
+            "scores": scores, **({"score_parts": parts} if parts is not None else {}),
+            "seconds": seconds, "chunk": list(where),
         }
         if early is not None:
             info["early_ranking"] = early

@@ -1,9 +1,10 @@
 """CLIP ranking of candidates (METHOD.md 5): keep the one with the highest
-cos(image, positive text) - cos(image, negative text), images normalised the way the model expects."""
+cos(image, positive text) - cos(image, negative text), images normalised the way the model expects;
+beyond the paper, ranking on consistency with the motion field, alone or with CLIP (latentween.consistency)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -68,6 +69,26 @@ def clip_chooser(ranker: ClipRanker, positive: str, negative: str) -> Callable:
         scores = ranker.scores(images, positive, negative)
         return int(np.argmax(scores)), [round(s, 6) for s in scores]
 
+    return choose
+
+
+def consistency_chooser(ranker: Optional[ClipRanker] = None, positive: str = "", negative: str = "",
+                        weight: float = 1.0) -> Callable:
+    """A pipeline chooser on consistency scores (latentween.consistency): alone without a `ranker`
+    (--choose consistency), else CLIP and consistency each standardised over the frame's candidates and
+    summed, consistency times `weight` (--choose clip+consistency). It takes the candidates' consistency
+    scores as a third argument and returns (chosen, used scores, score parts by name)."""
+    from latentween.consistency import argmax, used_scores
+
+    def choose(frame, images, consistency):
+        parts = {}
+        if ranker is not None:
+            parts["clip"] = [round(s, 6) for s in ranker.scores(images, positive, negative)]
+        parts["consistency"] = list(consistency)
+        scores = used_scores(parts, {"clip": 1.0, "consistency": weight})
+        return argmax(scores), scores, parts
+
+    choose.uses_consistency = True
     return choose
 
 

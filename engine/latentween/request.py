@@ -33,7 +33,7 @@ def _setting(name: str):
 
 # The request's fields that are job settings as they are, named and defaulted as in MorphSettings.
 FROM_SETTINGS = ("seed", "prompt", "negative", "steps", "guidance", "true_cfg", "eta", "min_noise", "max_noise",
-                 "noise_curve", "scheme", "keep")
+                 "noise_curve", "scheme", "keep", "appearance")
 
 
 @dataclass
@@ -62,6 +62,9 @@ class InterpolationRequest:
     # Beyond the paper: the keyframes' displacement field (latentween.align); parents are moved by
     # their share of it before the noise-interpolate-denoise step (scheme "ours" only).
     alignment: Optional[object] = None
+    # Beyond the paper: "stats" moves the parents to the keyframes' channel statistics interpolated at the
+    # frame before noising (latentween.appearance; scheme "ours" only).
+    appearance: str = _setting("appearance")
     # Fast path: with prune_at, each frame's candidates are ranked on previews after that share of its
     # steps and only the best `keep` finish; rank_early says the chooser is automatic (CLIP), not a person.
     prune_at: Optional[float] = None

@@ -11,6 +11,7 @@ from typing import Callable
 
 import torch
 
+from latentween.appearance import matched_parents
 from latentween.method import add_noise, frame_generator, noise_interpolate, randn, slerp
 from latentween.plan import PlannedRow
 
@@ -34,11 +35,21 @@ class Start:
 def ours(s: Start, row: PlannedRow, eps: torch.Tensor) -> torch.Tensor:
     """Both parents (aligned first, beyond the paper, when the request carries an alignment) noised
     with one shared noise, then slerped at the frame's place between them (METHOD.md 1)."""
-    frame, f = row.frame, s.fractions
+    left, right = _ours_parents(s, row.frame)
+    return noise_interpolate(left, right, row.frame.local_fraction, eps[None], *s.noise)
+
+
+def _ours_parents(s: Start, frame) -> tuple[torch.Tensor, torch.Tensor]:
+    """The parents as `ours` interpolates them: warped by their share of the alignment's field, and with
+    appearance "stats" moved to the keyframes' channel statistics at the frame (latentween.appearance)."""
+    f = s.fractions
     left, right = s.latents[frame.left][None], s.latents[frame.right][None]
     if s.request.alignment is not None:
         left, right = s.request.alignment.warp_parents(left, right, f[frame.left], f[frame.right], f[frame.index])
-    return noise_interpolate(left, right, frame.local_fraction, eps[None], *s.noise)
+    if s.request.appearance == "stats":
+        left, right = matched_parents(left, right, frame.local_fraction, s.latents[0][None], s.latents[s.last][None],
+                                      f[frame.index])
+    return left, right
 
 
 def interpolate_only(s: Start, row: PlannedRow, eps: torch.Tensor) -> torch.Tensor:
@@ -73,3 +84,17 @@ STARTS: dict[str, Callable[[Start, PlannedRow, torch.Tensor], torch.Tensor]] = {
     "ours": ours, "interpolate-only": interpolate_only, "interpolate-denoise": interpolate_denoise,
     "did": did, "did-no-shared-noise": did,
 }
+
+
+
+def blend(s: Start, frame) -> torch.Tensor:
+    """The frame's clean blend (1, C, h, w): what its scheme interpolates, without noise. Under `ours`, the
+    aligned parents slerped at the frame's local fraction, where the motion field says things are
+    (latentween.consistency ranks candidates by their distance to it); under the baselines, the
+    latents they slerp (the keyframes, or the clean parents for DID)."""
+    if s.request.scheme == "ours":
+        left, right = _ours_parents(s, frame)
+        return slerp(left, right, frame.local_fraction)
+    if s.request.scheme in ("interpolate-only", "interpolate-denoise"):
+        return slerp(s.latents[0][None], s.latents[s.last][None], s.fractions[frame.index])
+    return slerp(s.latents[frame.left][None], s.latents[frame.right][None], frame.local_fraction)

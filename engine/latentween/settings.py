@@ -92,7 +92,12 @@ class MorphSettings(BaseModel):
                                           "LCM/TCD/Hyper-SD/Turbo LoRAs want --scheduler lcm or tcd and --guidance 1)")
     preset: Literal["final", "draft"] = Field(
         "final", description="draft: a fast preview (8 steps, one candidate); final: the defaults")
-    choose: Literal["clip", "manual"] = Field("clip", description="how a candidate is kept: CLIP ranking, or the caller chooses (daemon)")
+    choose: Literal["clip", "manual", "consistency", "clip+consistency"] = Field(
+        "clip", description="how a candidate is kept: CLIP ranking, the caller chooses (daemon), consistency with the "
+                            "parents' (aligned) interpolation, or CLIP and consistency standardised and summed")
+    consistency_weight: float = Field(
+        1.0, ge=0.0, le=100.0, description="--choose clip+consistency: weight of the standardised consistency score "
+                                           "added to the standardised CLIP score")
     rank_positive: Annotated[str, FREE_TEXT] = Field("high quality, detailed, 2D", max_length=2000, description="CLIP ranking: text the kept frame should match")
     rank_negative: Annotated[str, FREE_TEXT] = Field("blurry, distorted, 3D render", max_length=2000, description="CLIP ranking: text it should not match")
     clip_model: str = Field("ViT-L-14:openai", description="open_clip model:pretrained tag, or a folder with open_clip_config.json and weights")
@@ -100,6 +105,11 @@ class MorphSettings(BaseModel):
     align: Literal["none", "features", "pose", "points", "auto"] = Field(
         "auto", description="align the keyframes before interpolating: by diffusion features, pose keypoints, "
                             "--points, or auto (points, else pose, else features); none is the paper's exact method")
+    # Beyond the paper (issue 17): DiffMorpher's AdaIN of the keyframes' channel statistics (latentween.appearance)
+    appearance: Literal["none", "stats"] = Field(
+        "none", description="stats: move each frame's parents to the keyframes' per-channel latent mean and std "
+                            "interpolated at its fraction before noising (scheme ours), so distant colours pass "
+                            "through colours rather than a grey mixture")
     points: Optional[str] = Field(None, description="JSON file of point pairs [[[xA, yA], [xB, yB]], ...] in the keyframes' pixels, for --align points/auto")
     size: Annotated[Optional[str], FREE_TEXT] = Field(None, description="output size WxH; default: the first keyframe's size")
     fit: Fit = Field("cover", description="how a keyframe of another aspect ratio fits the output size")
@@ -184,6 +194,13 @@ class MorphSettings(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _check_appearance(self) -> "MorphSettings":
+        if self.appearance != "none" and self.scheme != "ours":
+            raise ValueError(f"--appearance {self.appearance} moves the parents of scheme ours; "
+                             f"scheme {self.scheme} (a paper baseline) has none")
+        return self
+
+    @model_validator(mode="after")
     def _check_noise_range(self) -> "MorphSettings":
         if self.min_noise > self.max_noise:
             raise ValueError(f"min_noise ({self.min_noise}) must not exceed max_noise ({self.max_noise})")
@@ -217,6 +234,16 @@ class MorphSettings(BaseModel):
     def output_count(self) -> int:
         return len(self.fractions) if self.fractions is not None else self.frames
 
+    @property
+    def uses_clip(self) -> bool:
+        """Whether candidates are ranked with CLIP (alone or beside consistency)."""
+        return self.choose in ("clip", "clip+consistency")
+
+    @property
+    def ranks_automatically(self) -> bool:
+        """Whether a ranking, not a person, picks candidates: early pruning may then rank previews."""
+        return self.choose != "manual"
+
 
 class RuntimeSettings(BaseModel):
     """How the work runs. Changes pixels at most in the last bits: frames are bit-identical for the same
@@ -237,8 +264,12 @@ class RuntimeSettings(BaseModel):
 
 
 def free_text_fields(model: type[BaseModel]) -> frozenset[str]:
-    """The fields of `model` marked FREE_TEXT."""
-    return frozenset(name for name, field in model.model_fields.items() if FREE_TEXT in field.metadata)
+    """The fields of `model` marked FREE_TEXT, and those whose values are a fixed set (a Literal): the
+    model has validated them, and none can name a file (`clip+consistency` is no hub id either)."""
+    import typing
+
+    return frozenset(name for name, field in model.model_fields.items()
+                     if FREE_TEXT in field.metadata or typing.get_origin(field.annotation) is typing.Literal)
 
 
 def parse_size(text: str) -> tuple[int, int]:

@@ -64,17 +64,21 @@ def reuse_seed(settings: MorphSettings, keyframes: Sequence[Keyframe], folders: 
     from latentween.morph import base_key, effective_settings
 
     effective = effective_settings(settings)
+    from latentween.outputs import OutputFolder
+
     runs = []
     for folder in folders:
-        path = Path(folder) / "manifest.json"
+        output = OutputFolder(folder)
+        manifest = output.manifest()
+        if manifest is None:
+            continue
         try:
-            manifest = json.loads(path.read_text())
-            seed = int(manifest["settings"]["seed"])
-            when = path.stat().st_mtime
+            seed = int((manifest.settings or {})["seed"])
+            when = output.manifest_path.stat().st_mtime
         except (OSError, ValueError, KeyError, TypeError):
             continue
         # takes aside (base_key): `--takes 3:1` re-rolls the last run in place with its seed
-        if manifest.get("base_key", manifest.get("job_key")) == base_key(keyframes, effective.model_copy(update={"seed": seed})):
+        if manifest.run_key == base_key(keyframes, effective.model_copy(update={"seed": seed})):
             runs.append((when, seed))
     if runs:
         return settings.model_copy(update={"seed": max(runs)[1]})

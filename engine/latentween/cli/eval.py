@@ -18,13 +18,16 @@ _CHECKED_IN_RUN = {"scheduler"}  # its Literal holds auto, which eval refuses in
 def register(sub) -> None:
     parser = sub.add_parser("eval", help="compare the interpolation schemes in the toy world",
                             description="Run every scheme of docs/method.md's table (and the aligned variant) on the same "
-                                        "seeded toy-world pairs; write DIR/report.md, report.json and grid.png.")
+                                        "seeded toy-world pairs; write DIR/report.md, report.json, grid.png and worst.png.")
     parser.add_argument("--pairs", type=int, default=50, help="keyframe pairs (default: 50)")
     parser.add_argument("--schemes", default="all", help="comma-separated schemes, or all")
     parser.add_argument("--out", required=True, metavar="DIR")
     parser.add_argument("--samplers", default="", metavar="NAME:STEPS,...",
                         help="also run ours-aligned with these samplers, e.g. ddim:200,dpmpp-2m:25,euler:10: "
                              "a quality-vs-cost table and samplers.png")
+    parser.add_argument("--worst", type=int, default=6, metavar="K",
+                        help="worst.png shows the K pairs with the fewest true in-betweens of ours-aligned, or of the "
+                             "first scheme when it does not run (default: 6)")
     parser.add_argument("--noise-sweep", default="", metavar="LO:HI,...",
                         help="extra noise ranges to run ours and ours-aligned at, e.g. 0.2:0.4,0.45:0.7")
     shared = parser.add_argument_group("job settings (as in morph; eval's own defaults)")
@@ -50,8 +53,8 @@ def run(args: argparse.Namespace) -> int:
     unknown = [s for s in schemes if s not in SCHEMES]
     if unknown:
         raise InputError(f"--schemes: unknown {', '.join(unknown)} (choose from {', '.join(SCHEMES)})")
-    if args.pairs < 1 or args.frames < 3:
-        raise InputError("--pairs must be >= 1 and --frames >= 3")
+    if args.pairs < 1 or args.frames < 3 or args.worst < 1:
+        raise InputError("--pairs and --worst must be >= 1 and --frames >= 3")
     try:
         sweep = [tuple(float(v) for v in part.split(":")) for part in args.noise_sweep.split(",") if part]
         assert all(len(p) == 2 and 0 <= p[0] <= p[1] <= 1 for p in sweep)
@@ -69,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--scheduler: unknown {args.scheduler!r} (choose from {', '.join(SCHEDULERS)})")
     config = EvalConfig(model=args.model, pairs=args.pairs, frames=args.frames, schemes=schemes, steps=args.steps,
                         guidance=args.guidance, seed=args.seed, min_noise=args.min_noise, max_noise=args.max_noise,
-                        noise_sweep=sweep, samplers=samplers, scheduler=args.scheduler, dtype=args.dtype)
+                        noise_sweep=sweep, samplers=samplers, scheduler=args.scheduler, dtype=args.dtype,
+                        worst_pairs=args.worst)
 
     def progress(name, done, total):
         if sys.stderr.isatty():
@@ -80,5 +84,5 @@ def run(args: argparse.Namespace) -> int:
     report = evaluate(config, args.out, progress=progress)
     for name, s in report["schemes"].items():
         print(f"{name:22s} on-manifold {s['on_manifold']:.2f}  true in-between {s['true_inbetween']:.2f}", file=sys.stderr)
-    print(f"wrote {args.out}/report.md, report.json and grid.png", file=sys.stderr)
+    print(f"wrote {args.out}/report.md, report.json, grid.png and worst.png", file=sys.stderr)
     return 0

@@ -32,7 +32,7 @@ def _check(settings: MorphSettings) -> None:
 
     source = resolve_model(settings.model)  # a path that does not exist, or is not a model: the loader's line
     effective = effective_settings(settings)
-    needs_clip = (effective.candidates != 1 and effective.choose == "clip"
+    needs_clip = (effective.candidates != 1 and effective.uses_clip
                   and not Path(effective.clip_model).expanduser().is_dir())
     if source.kind != "hub" and not needs_clip:
         return

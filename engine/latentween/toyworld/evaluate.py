@@ -8,7 +8,9 @@ model manager, files on disk), and every frame is scored analytically (scorer.fi
   "true in-between" rate: on-manifold and |lambda - f| <= 0.1;
 - smoothness: PPL (sum of adjacent distances) and PDV (their std) in fitted-parameter space and in
   the model's own VAE latent space (L2 of the flattened latents), and monotonicity;
-- endpoint exactness (the output's first/last frame against the input files) and cost.
+- endpoint exactness (the output's first/last frame against the input files) and cost;
+- why each other frame fails (failures.classify), how the in-betweens' look and end steps differ
+  from the keyframes' (edges: the "pop at the ends"), and worst.png, the pairs that fail most.
 """
 from __future__ import annotations
 
@@ -21,11 +23,11 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from . import metrics, scorer, world
+from . import breakdown_report, edges, failures, metrics, scorer, world
 from .defaults import shared_default
+from .failures import TRUE_INBETWEEN
 
 SCHEMES = ("ours", "interpolate-only", "interpolate-denoise", "did", "did-no-shared-noise", "ours-aligned")
-TRUE_INBETWEEN = 0.1
 
 
 @dataclass
@@ -48,6 +50,7 @@ class EvalConfig:
     dtype: str = shared_default("dtype")
     distance: tuple[float, float] = (16.0, 24.0)
     grid_pairs: int = 4
+    worst_pairs: int = 6
 
 
 def make_pairs(n: int, seed: int, distance: tuple[float, float] = (16.0, 24.0)) -> list[tuple[world.DiskParams, world.DiskParams]]:
@@ -75,6 +78,10 @@ class SchemeResult:
     ppl_latent: list[float] = field(default_factory=list)
     pdv_latent: list[float] = field(default_factory=list)
     monotone: list[float] = field(default_factory=list)
+    kinds: list[list[Optional[str]]] = field(default_factory=list)  # failures.classify per in-between
+    look_inbetweens: list[Optional[dict]] = field(default_factory=list)  # edges.frame_measures
+    look_keyframes: list[Optional[dict]] = field(default_factory=list)
+    end_steps: list[tuple[float, float, float]] = field(default_factory=list)
     endpoint_error: float = 0.0
     seconds: float = 0.0
     unet_evaluations: int = 0
@@ -103,6 +110,8 @@ class SchemeResult:
             "unet_evaluations_per_frame": self.unet_evaluations / max(self.frames_made, 1),
             "per_position": {f"{fr:.3f}": {"on_manifold": float(on[:, i].mean()), "true_inbetween": float(true[:, i].mean())}
                              for i, fr in enumerate(f)},
+            "failures": failures.breakdown(self.kinds, list(f)),
+            "pop": edges.summarise(self.look_inbetweens, self.look_keyframes, self.end_steps),
         }
 
 
@@ -152,8 +161,10 @@ def run_scheme(name: str, pairs, files, config: EvalConfig, manager, out: Path,
 def _score_sequence(result: SchemeResult, images: list[np.ndarray], fractions: list[float]) -> None:
     fits = [scorer.fit(im) for im in images]
     ka, kb = fits[0].params, fits[-1].params
-    on, lam, near = [], [], []
-    for fit in fits[1:-1]:
+    on, lam, near, kinds = [], [], [], []
+    for image, fit, f in zip(images[1:-1], fits[1:-1], fractions[1:-1]):
+        kinds.append(failures.classify(image, f, ka, kb, fit))
+        result.look_inbetweens.append(edges.frame_measures(image, fit.params))
         on.append(bool(fit.on_manifold))
         if fit.params is None or ka is None or kb is None:
             lam.append(None)
@@ -164,8 +175,11 @@ def _score_sequence(result: SchemeResult, images: list[np.ndarray], fractions: l
     result.on.append(on)
     result.lam.append(lam)
     result.near.append(near)
+    result.kinds.append(kinds)
+    result.look_keyframes += [edges.frame_measures(images[i], fits[i].params) for i in (0, -1)]
     if all(f.params is not None for f in fits):
         seq = [f.params for f in fits]
+        result.end_steps.append(edges.end_steps(seq))
         result.ppl.append(metrics.path_length(seq))
         result.pdv.append(metrics.path_deviation(seq))
         result.monotone.append(metrics.monotonicity(seq))
@@ -184,7 +198,7 @@ def _vae_latents(vae, images, torch) -> np.ndarray:
 
 
 def evaluate(config: EvalConfig, out: str | Path, manager=None, progress=None) -> dict:
-    """Run every scheme (and the noise sweep) and write report.json, report.md and grid.png to `out`."""
+    """Run every scheme (and the noise sweep) and write report.json, report.md, grid.png and worst.png to `out`."""
     from latentween.models import ModelManager
 
     out = Path(out)
@@ -193,12 +207,7 @@ def evaluate(config: EvalConfig, out: str | Path, manager=None, progress=None) -
 
     manager = manager or ModelManager(RuntimeSettings(dtype=config.dtype))
     pairs = make_pairs(config.pairs, config.seed, config.distance)
-    files = []
-    for k, (a, b) in enumerate(pairs):
-        fa, fb = out / "keyframes" / f"{k:03d}_a.png", out / "keyframes" / f"{k:03d}_b.png"
-        _write_rgb(fa, world.render(a))
-        _write_rgb(fb, world.render(b))
-        files.append((fa, fb))
+    files = write_keyframes(out / "keyframes", pairs)
     started = time.perf_counter()
     results = {name: run_scheme(name, pairs, files, config, manager, out, progress=progress) for name in config.schemes}
     sweep = {}
@@ -212,15 +221,31 @@ def evaluate(config: EvalConfig, out: str | Path, manager=None, progress=None) -
         samplers[f"{scheduler}:{steps}"] = run_scheme(
             "ours-aligned", pairs, files, config, manager, out / "samplers" / f"{scheduler}-{steps}",
             progress=progress, sampler=(scheduler, steps)).summary()
+    worst_scheme = "ours-aligned" if "ours-aligned" in results else next(iter(results))
+    worst = breakdown_report.write_worst(out / "worst.png", out, worst_scheme, results[worst_scheme].kinds,
+                                         min(config.worst_pairs, config.pairs), config.frames)
     report = {"config": {**asdict(config), "schemes": list(config.schemes)},
               "schemes": {name: r.summary() for name, r in results.items()}, "noise_sweep": sweep,
-              "samplers": samplers, "seconds_total": time.perf_counter() - started}
+              "samplers": samplers, "worst": {"scheme": worst_scheme, "pairs": worst},
+              "seconds_total": time.perf_counter() - started}
     (out / "report.json").write_text(json.dumps(report, indent=2))
     (out / "report.md").write_text(render_markdown(report))
     if samplers:
         plot_samplers(out / "samplers.png", samplers)
     write_grid(out / "grid.png", out, list(config.schemes), min(config.grid_pairs, config.pairs), config.frames)
     return report
+
+
+def write_keyframes(folder: Path, pairs) -> list[tuple[Path, Path]]:
+    """Each pair's two keyframes rendered to folder/NNN_a.png and NNN_b.png."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for k, (a, b) in enumerate(pairs):
+        fa, fb = folder / f"{k:03d}_a.png", folder / f"{k:03d}_b.png"
+        _write_rgb(fa, world.render(a))
+        _write_rgb(fb, world.render(b))
+        files.append((fa, fb))
+    return files
 
 
 def _write_rgb(path: Path, rgb: np.ndarray) -> None:
@@ -284,6 +309,10 @@ def render_markdown(report: dict) -> str:
                                for p in positions)
             lines.append(f"| {name} | {s['unet_evaluations_per_frame']:.1f} | {_fmt(s['on_manifold'])} | "
                          f"{_fmt(s['true_inbetween'])} | {worst:.2f} | {cells} |")
+    lines += breakdown_report.render_markdown(report)
+    if report.get("worst"):
+        lines += ["", f"worst.png: the {len(report['worst']['pairs'])} pairs of `{report['worst']['scheme']}` with the fewest "
+                      f"true in-betweens (pairs {', '.join(map(str, report['worst']['pairs']))})."]
     lines += ["", f"Total {report['seconds_total']:.0f} s.", ""]
     return "\n".join(lines)
 

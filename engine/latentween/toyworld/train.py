@@ -10,7 +10,8 @@ UNet2DConditionModel trained with DDPM (1000 steps, scaled_linear 0.00085-0.012,
 min-SNR-5 weighting, EMA 0.999 and 10% caption dropout (the empty caption is the unconditional
 branch of classifier-free guidance). The VAE sees fresh `world` images every step; its
 posterior std is then fixed to a small constant (`make_encoder_deterministic`), and the UNet
-draws from a pool of 16,384 fresh `world` images encoded once.
+draws from a pool of 16,384 fresh `world` images encoded once. `--world shapes` trains on `shapes`
+scenes and captions instead; the default `disks` run keeps its vocabulary, samples and seeds.
 
 A time budget is turned into a step count once, after a short warm-up, and the run is a pure
 function of (seed, steps): `--steps-vae/--steps-unet` with the counts logged in
@@ -41,7 +42,7 @@ if __name__ == "__main__":
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from . import world
+from . import shapes, world
 
 MAX_TOKENS = 16
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>")
@@ -59,12 +60,14 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def build_tokenizer():
+def build_tokenizer(world_name: str = "disks"):
     """A word-level tokenizer: '<bos> words <eos>', padded with <pad> to MAX_TOKENS."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {tok: i for i, tok in enumerate(SPECIAL_TOKENS + WORDS)}
+    # Appended, not merged: the disks vocabulary (so the text encoder's random init) stays as it was.
+    words = WORDS + (shapes.WORDS if world_name == "shapes" else ())
+    vocab = {tok: i for i, tok in enumerate(SPECIAL_TOKENS + words)}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tok.normalizer = normalizers.Lowercase()
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
@@ -122,11 +125,14 @@ def ddim_scheduler():
                          clip_sample=False, timestep_spacing="leading")
 
 
-def image_batch(rng: np.random.Generator, n: int) -> tuple[torch.Tensor, list[str]]:
-    """`n` fresh world images as NCHW float in [-1, 1], with their captions."""
-    params = world.sample_params(rng, n)
-    images = torch.from_numpy(world.render_many(params)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-    return images, [world.caption(p) for p in params]
+def image_batch(rng: np.random.Generator, n: int, world_name: str = "disks") -> tuple[torch.Tensor, list[str], list]:
+    """`n` fresh images of the named world as NCHW float in [-1, 1], their captions and parameters."""
+    if world_name == "shapes":
+        images, captions, params = shapes.sample_batch(rng, n)
+    else:
+        params = world.sample_params(rng, n)
+        images, captions = world.render_many(params), [world.caption(p) for p in params]
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0, captions, params
 
 
 def encode_prompts(tokenizer, text_encoder, prompts: list[str]) -> torch.Tensor:
@@ -170,14 +176,14 @@ def run_steps(name: str, step_fn: Callable[[int, int], float], optimizer, base_l
     return {"steps": total, "minutes": (time.monotonic() - start) / 60.0}
 
 
-def train_vae(vae, seed: int, minutes: float, steps: Optional[int]) -> dict:
+def train_vae(vae, seed: int, minutes: float, steps: Optional[int], world_name: str = "disks") -> dict:
     rng = np.random.default_rng([seed, 1])
     gen = torch.Generator().manual_seed(seed + 1)
     opt = torch.optim.AdamW(vae.parameters(), lr=2e-3)
     vae.train()
 
     def step_fn(step: int, total: int) -> float:
-        x, _ = image_batch(rng, 32)
+        x, _, _ = image_batch(rng, 32, world_name)
         posterior = vae.encode(x).latent_dist
         recon = vae.decode(posterior.sample(generator=gen)).sample
         loss = F.mse_loss(recon, x) + KL_WEIGHT * posterior.kl().mean()
@@ -207,31 +213,33 @@ def make_encoder_deterministic(vae, std: float = POSTERIOR_STD) -> None:
 
 
 @torch.no_grad()
-def latent_scale(vae, seed: int, n: int = 512) -> float:
+def latent_scale(vae, seed: int, n: int = 512, world_name: str = "disks") -> float:
     """1 / std of the VAE's latents on world images: unit-variance latents for the UNet (as SD does)."""
     rng = np.random.default_rng([seed, 2])
     gen = torch.Generator().manual_seed(seed + 2)
-    latents = [vae.encode(image_batch(rng, 64)[0]).latent_dist.sample(generator=gen) for _ in range(n // 64)]
+    latents = [vae.encode(image_batch(rng, 64, world_name)[0]).latent_dist.sample(generator=gen)
+               for _ in range(n // 64)]
     return 1.0 / float(torch.cat(latents).std())
 
 
 @torch.no_grad()
-def vae_on_manifold(vae, seed: int, n: int = 256) -> float:
-    """Share of VAE reconstructions of fresh world images that the scorer accepts."""
-    from .scorer import fit
+def vae_on_manifold(vae, seed: int, n: int = 256, world_name: str = "disks") -> float:
+    """Share of VAE reconstructions of fresh world images that the scorer accepts (shapes: the true scene's)."""
+    from . import scorer, shapes_scorer
 
     rng = np.random.default_rng([seed, 3])
     passed = 0
     for _ in range(n // 64):
-        x, _ = image_batch(rng, 64)
+        x, _, truth = image_batch(rng, 64, world_name)
         recon = vae.decode(vae.encode(x).latent_dist.mode()).sample
         images = ((recon.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
-        passed += sum(fit(img).on_manifold for img in images)
+        passed += sum(shapes_scorer.fit(img, (s, s)).valid if world_name == "shapes" else scorer.fit(img).on_manifold
+                      for img, s in zip(images, truth))
     return passed / (n // 64 * 64)
 
 
 @torch.no_grad()
-def encode_pool(vae, seed: int, n: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+def encode_pool(vae, seed: int, n: int, world_name: str = "disks") -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Posterior means and stds of `n` fresh world images, with their captions.
 
     Encoding once instead of every step buys about 30% more UNet steps in the same time; the
@@ -240,7 +248,7 @@ def encode_pool(vae, seed: int, n: int) -> tuple[torch.Tensor, torch.Tensor, lis
     rng = np.random.default_rng([seed, 4])
     means, stds, captions = [], [], []
     for _ in range(n // 256):
-        x, caps = image_batch(rng, 256)
+        x, caps, _ = image_batch(rng, 256, world_name)
         dist = vae.encode(x).latent_dist
         means.append(dist.mean)
         stds.append(dist.std)
@@ -248,15 +256,17 @@ def encode_pool(vae, seed: int, n: int) -> tuple[torch.Tensor, torch.Tensor, lis
     return torch.cat(means), torch.cat(stds), captions
 
 
-def train_unet(unet, vae, tokenizer, text_encoder, seed: int, minutes: float, steps: Optional[int]) -> dict:
+def train_unet(unet, vae, tokenizer, text_encoder, seed: int, minutes: float, steps: Optional[int],
+               world_name: str = "disks") -> dict:
     start = time.monotonic()
     gen = torch.Generator().manual_seed(seed + 5)
-    pool_mean, pool_std, pool_captions = encode_pool(vae, seed, POOL_SIZE)
+    pool_mean, pool_std, pool_captions = encode_pool(vae, seed, POOL_SIZE, world_name)
     pool_minutes = (time.monotonic() - start) / 60.0
     log(f"[unet] encoded a pool of {len(pool_captions)} images in {pool_minutes:.1f} min")
     scheduler = ddpm_scheduler()
     alphas_cumprod = scheduler.alphas_cumprod
-    captions = [""] + [f"a {name} disk" for name in world.COLOURS]
+    # Shapes captions combine two objects: too many to list, so the table holds the pool's.
+    captions = [""] + (sorted(set(pool_captions)) if world_name == "shapes" else [f"a {n} disk" for n in world.COLOURS])
     table = dict(zip(captions, encode_prompts(tokenizer, text_encoder, captions)))
     sf = vae.config.scaling_factor
     ema = [p.detach().clone() for p in unet.parameters()]
@@ -328,6 +338,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--steps-vae", type=int, default=None, help="exact VAE steps (overrides the minutes)")
     parser.add_argument("--steps-unet", type=int, default=None, help="exact UNet steps (overrides the minutes)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--world", choices=("disks", "shapes"), default="disks", help="toy world to train on")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args(argv)
     for flag in ("steps_vae", "steps_unet"):
@@ -342,23 +353,24 @@ def main(argv: Optional[list[str]] = None) -> int:
     # 1. Autoencoder
     vae = build_vae(args.seed)
     log(f"VAE: {count_params(vae) / 1e6:.2f}M parameters")
-    vae_info = train_vae(vae, args.seed, args.minutes_vae, args.steps_vae)
+    vae_info = train_vae(vae, args.seed, args.minutes_vae, args.steps_vae, args.world)
     make_encoder_deterministic(vae)
-    vae.register_to_config(scaling_factor=latent_scale(vae, args.seed))
+    vae.register_to_config(scaling_factor=latent_scale(vae, args.seed, world_name=args.world))
     vae_info["scaling_factor"] = vae.config.scaling_factor
-    vae_info["on_manifold_reconstructions"] = vae_on_manifold(vae, args.seed)
+    vae_info["on_manifold_reconstructions"] = vae_on_manifold(vae, args.seed, world_name=args.world)
     log(f"VAE: scaling_factor {vae.config.scaling_factor:.4f}, "
         f"on-manifold reconstructions {vae_info['on_manifold_reconstructions']:.1%}")
 
     # 2. Frozen text encoder
-    tokenizer = build_tokenizer()
+    tokenizer = build_tokenizer(args.world)
     text_encoder = build_text_encoder(len(tokenizer), args.seed)
     log(f"text encoder: {count_params(text_encoder) / 1e6:.3f}M parameters (frozen, random)")
 
     # 3. Denoiser
     unet = build_unet(args.seed)
     log(f"UNet: {count_params(unet) / 1e6:.2f}M parameters")
-    unet_info = train_unet(unet, vae, tokenizer, text_encoder, args.seed, args.minutes_unet, args.steps_unet)
+    unet_info = train_unet(unet, vae, tokenizer, text_encoder, args.seed, args.minutes_unet, args.steps_unet,
+                           args.world)
 
     # 4. Save
     args.out.mkdir(parents=True, exist_ok=True)
@@ -368,7 +380,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     record = {
         "command": "python -m latentween.toyworld.train " + " ".join(sys.argv[1:] if argv is None else argv),
-        "seed": args.seed, "vae": vae_info, "unet": unet_info,
+        "seed": args.seed, "world": args.world, "vae": vae_info, "unet": unet_info,
         "parameters": {"vae": count_params(vae), "text_encoder": count_params(text_encoder), "unet": count_params(unet)},
         "wall_minutes": (time.monotonic() - started) / 60.0, "torch_threads": torch.get_num_threads(),
         # CPU time / threads: the minutes the run would take on cores of its own (the CPU is shared).
