@@ -16,8 +16,7 @@ from typing import Callable, Mapping, Optional, Sequence
 import numpy as np
 import torch
 
-# Digits kept of a recorded score, as the CLIP chooser keeps them (ranking.clip_chooser).
-DIGITS = 6
+from latentween.ranking import DIGITS
 
 
 def consistency_scores(candidates: torch.Tensor, blend: torch.Tensor) -> list[float]:
@@ -47,11 +46,6 @@ def used_scores(parts: Mapping[str, Sequence[float]], weights: Mapping[str, floa
     if len(parts) == 1:
         return [round(float(s), DIGITS) for s in next(iter(parts.values()))]
     return [round(s, DIGITS) for s in combine(parts, weights)]
-
-
-def argmax(scores: Sequence[float]) -> int:
-    """The first index of the highest score, as numpy.argmax."""
-    return int(np.argmax(scores))
 
 
 def frame_expectations(frames, start, blend: Callable) -> dict[int, torch.Tensor]:

@@ -60,8 +60,7 @@ KEY_WHEN_SET = ("takes", "true_cfg", "consistency_weight", "appearance")
 def job_key(keyframes: Sequence[Keyframe], settings: MorphSettings, extra: Optional[dict] = None) -> str:
     """Identity of a job's result: inputs' content and every pixel-changing setting (KEY_WHEN_SET aside)."""
     fields = MorphSettings.model_fields
-    unused = {name for name in KEY_WHEN_SET if name in fields and getattr(settings, name) == fields[name].get_default(
-        call_default_factory=True)}
+    unused = {name for name in KEY_WHEN_SET if getattr(settings, name) == fields[name].get_default(call_default_factory=True)}
     dumped = settings.model_dump(exclude=unused or None)
     payload = {"inputs": [k.sha256 for k in keyframes], "settings": dumped, "extra": extra or {}}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]

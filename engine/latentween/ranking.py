@@ -10,6 +10,8 @@ import numpy as np
 
 from latentween.errors import ModelError, loading
 
+DIGITS = 6  # digits kept of a recorded candidate score (manifest)
+
 
 class ClipRanker:
     """An open_clip model with its own preprocessing and tokenizer."""
@@ -67,7 +69,7 @@ def clip_chooser(ranker: ClipRanker, positive: str, negative: str) -> Callable:
 
     def choose(frame, images):
         scores = ranker.scores(images, positive, negative)
-        return int(np.argmax(scores)), [round(s, 6) for s in scores]
+        return int(np.argmax(scores)), [round(s, DIGITS) for s in scores]
 
     return choose
 
@@ -78,15 +80,15 @@ def consistency_chooser(ranker: Optional[ClipRanker] = None, positive: str = "",
     (--choose consistency), else CLIP and consistency each standardised over the frame's candidates and
     summed, consistency times `weight` (--choose clip+consistency). It takes the candidates' consistency
     scores as a third argument and returns (chosen, used scores, score parts by name)."""
-    from latentween.consistency import argmax, used_scores
+    from latentween.consistency import used_scores
 
     def choose(frame, images, consistency):
         parts = {}
         if ranker is not None:
-            parts["clip"] = [round(s, 6) for s in ranker.scores(images, positive, negative)]
+            parts["clip"] = [round(s, DIGITS) for s in ranker.scores(images, positive, negative)]
         parts["consistency"] = list(consistency)
         scores = used_scores(parts, {"clip": 1.0, "consistency": weight})
-        return argmax(scores), scores, parts
+        return int(np.argmax(scores)), scores, parts
 
     choose.uses_consistency = True
     return choose
