@@ -1,6 +1,6 @@
 """Issue 17: ours-aligned in the toy world with the ranking and appearance settings `latentween eval` does not set.
 
-Runs the eval's pairs (toyworld.evaluate.make_pairs, same seed, same scorer) through run_morph once per
+Runs the eval's pairs (toyworld.worlds.Disks.make_pairs, same seed, same scorer) through run_morph once per
 variant and reports on-manifold / true in-between overall, per position, and separately for the pairs
 whose keyframe hues differ by 90 degrees or more ("distant") and the rest ("near"). Variant `base`
 reproduces `latentween eval --schemes ours-aligned` (a check that the harness matches the eval).
@@ -99,7 +99,8 @@ def run_variant(name, values, pairs, files, args, manager, out: Path) -> dict:
     from latentween.images import read_image
     from latentween.morph import run_morph
     from latentween.settings import MorphSettings, RuntimeSettings
-    from latentween.toyworld.evaluate import SchemeResult, _read_rgb, _score_sequence
+    from latentween.toyworld.evaluate import SchemeResult, _read_rgb
+    from latentween.toyworld.worlds import WORLDS
 
     values = dict(values)
     patched = values.pop("result_stats", None)
@@ -118,7 +119,7 @@ def run_variant(name, values, pairs, files, args, manager, out: Path) -> dict:
             images = [_read_rgb(folder / e["file"]) for e in manifest["frames"]]
             gap = hue_gap(a.hue, b.hue)
             for group in ("all", "distant" if gap >= DISTANT else "near"):
-                _score_sequence(groups[group], images, fractions)
+                WORLDS["disks"].score(groups[group], images, fractions, (a, b))
             per_pair.append({"pair": k, "hue_gap": round(gap, 1), "on": groups["all"].on[-1],
                              "lambda": groups["all"].lam[-1]})
             print(f"{name}: {k + 1}/{len(pairs)}", file=sys.stderr, flush=True)
@@ -146,10 +147,11 @@ def main() -> int:
 
     from latentween.models import ModelManager
     from latentween.settings import RuntimeSettings
-    from latentween.toyworld.evaluate import make_pairs, write_keyframes
+    from latentween.toyworld.evaluate import write_keyframes
+    from latentween.toyworld.worlds import WORLDS
 
     out = Path(args.out)
-    pairs = make_pairs(args.pairs, 0)
+    pairs = WORLDS["disks"].make_pairs(args.pairs, 0)
     files = write_keyframes(out / "keyframes", pairs)
     manager = ModelManager(RuntimeSettings())
     reports = {}

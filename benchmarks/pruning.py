@@ -41,7 +41,7 @@ def main() -> None:
     args = parser.parse_args()
     from latentween.models import ModelManager
     from latentween.pipeline import InterpolationPipeline, InterpolationRequest
-    from latentween.toyworld import evaluate, world
+    from latentween.toyworld import world, worlds
 
     components = ModelManager().get("toy")
     pipe = InterpolationPipeline.from_components(components, max_batch=16)
@@ -51,7 +51,7 @@ def main() -> None:
     good = {c: [] for c in cuts}
     cost = {c: 0 for c in cuts}
     full_cost = 0
-    for a, b in evaluate.make_pairs(args.pairs, seed=1):
+    for a, b in worlds.WORLDS["disks"].make_pairs(args.pairs, seed=1):
         keys = [world.render(a).astype(np.float32) / 255, world.render(b).astype(np.float32) / 255]
         ka, kb = a, b
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from latentween import toyworld
 from latentween.errors import ModelError, one_line, loading
 from latentween.hub import HUB_ID as _HUB_ID, check_hub_model, hub_file, hub_reachable, missing_message
 from latentween.families import FAMILIES, family_of_index, family_of_keys, recommended_settings
@@ -64,16 +65,20 @@ class Components:
         return int(size) * self.vae_scale_factor
 
 
-def toy_model_dir() -> Path:
-    return Path(__file__).resolve().parent / "toyworld" / "model"
+# The shipped toy-world models: names the product resolves without a path (latentween.toyworld)
+TOY_MODELS = {"toy": toyworld.MODEL_DIR, "toy-shapes": toyworld.SHAPES_MODEL_DIR}
+
+
+def toy_model_dir(name: str = "toy") -> Path:
+    return TOY_MODELS[name]
 
 
 def resolve_model(spec: str) -> ModelSource:
     """Decide what `spec` names, without loading anything. Raises ModelError for a bad name."""
-    if spec == "toy":
-        path = toy_model_dir()
+    if spec in TOY_MODELS:
+        path = toy_model_dir(spec)
         if not (path / "model_index.json").is_file():
-            raise ModelError(f"the toy model is missing from this installation ({path})")
+            raise ModelError(f"the {spec} model is missing from this installation ({path})")
         return ModelSource(spec, "folder", str(path))
     path = Path(spec).expanduser()
     if path.is_dir():
@@ -338,7 +343,7 @@ class ModelManager:
         self._lock = threading.Lock()
 
     def get(self, spec: str) -> Components:
-        """The diffusion model named `spec` (hub id, folder, single file or 'toy')."""
+        """The diffusion model named `spec` (hub id, folder, single file, 'toy' or 'toy-shapes')."""
         source = resolve_model(spec)
         return self._cached("model", f"{source.kind}:{source.location}", lambda: load_components(
             source, self.device, self.dtype, self.runtime.checkpoint_config))

@@ -49,7 +49,7 @@ class MorphSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    model: str = Field(DEFAULT_MODEL, description="hub id, local diffusers folder, single .safetensors/.ckpt file, or 'toy'")
+    model: str = Field(DEFAULT_MODEL, description="hub id, local diffusers folder, single .safetensors/.ckpt file, or 'toy' ('toy-shapes': the shapes world's)")
     frames: int = Field(17, ge=2, le=MAX_FRAMES, description="frames in the output, both keyframes included")
     fractions: Optional[list[float]] = Field(
         None, description="explicit frame positions in [0, 1], comma separated, first 0 and last 1 (overrides --frames)")

@@ -7,10 +7,11 @@ import typing
 
 from latentween.cli.options import flag
 from latentween.errors import InputError
-from latentween.toyworld.defaults import SHARED_MORPH, SHARED_RUNTIME, shared_default, shared_field
+from latentween.toyworld.defaults import SHARED_MORPH, SHARED_RUNTIME, WORLD_NAMES, shared_default, shared_field
 
 # What a shared setting means differently here; its help is otherwise the job's (settings.py)
-_NOTES = {"scheduler": "; eval compares named samplers, so not auto", "guidance": "; eval's prompt is empty",
+_NOTES = {"model": "; eval's default is the world's shipped model, toy or toy-shapes",
+          "scheduler": "; eval compares named samplers, so not auto", "guidance": "; eval's prompt is empty",
           "seed": "; eval's is fixed, so that runs compare"}
 _CHECKED_IN_RUN = {"scheduler"}  # its Literal holds auto, which eval refuses in its own words
 
@@ -19,6 +20,9 @@ def register(sub) -> None:
     parser = sub.add_parser("eval", help="compare the interpolation schemes in the toy world",
                             description="Run every scheme of docs/method.md's table (and the aligned variant) on the same "
                                         "seeded toy-world pairs; write DIR/report.md, report.json, grid.png and worst.png.")
+    parser.add_argument("--world", choices=WORLD_NAMES, default="disks",
+                        help="disks: one disk that moves and changes colour; shapes: up to two disks, squares and "
+                             "triangles that move, turn and scale (default: disks)")
     parser.add_argument("--pairs", type=int, default=50, help="keyframe pairs (default: 50)")
     parser.add_argument("--schemes", default="all", help="comma-separated schemes, or all")
     parser.add_argument("--out", required=True, metavar="DIR")
@@ -39,10 +43,11 @@ def register(sub) -> None:
 def _add_shared(group, name: str) -> None:
     """A flag of a setting eval shares with a morph job: the job's meaning and type, eval's default."""
     field, default = shared_field(name), shared_default(name)
-    kwargs = {"type": type(default), "default": default}
+    kwargs = {"type": str if default is None else type(default), "default": default}
     if typing.get_origin(field.annotation) is typing.Literal and name not in _CHECKED_IN_RUN:
         kwargs = {"default": default, "choices": list(typing.get_args(field.annotation))}
-    help_text = f"{field.description}{_NOTES.get(name, '')} (default: {default})"
+    shown = "" if default is None else f" (default: {default})"
+    help_text = f"{field.description}{_NOTES.get(name, '')}{shown}"
     group.add_argument(flag(name), dest=name, help=help_text.replace("%", "%%"), **kwargs)
 
 
@@ -70,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         samplers.append((name, int(steps)))
     if args.scheduler not in SCHEDULERS:
         raise InputError(f"--scheduler: unknown {args.scheduler!r} (choose from {', '.join(SCHEDULERS)})")
-    config = EvalConfig(model=args.model, pairs=args.pairs, frames=args.frames, schemes=schemes, steps=args.steps,
+    config = EvalConfig(world=args.world, model=args.model, pairs=args.pairs, frames=args.frames, schemes=schemes, steps=args.steps,
                         guidance=args.guidance, seed=args.seed, min_noise=args.min_noise, max_noise=args.max_noise,
                         noise_sweep=sweep, samplers=samplers, scheduler=args.scheduler, dtype=args.dtype,
                         worst_pairs=args.worst)

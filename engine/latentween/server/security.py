@@ -24,7 +24,7 @@ from typing import Iterable, Optional
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from latentween.models import SINGLE_FILE_SUFFIXES
+from latentween.models import SINGLE_FILE_SUFFIXES, TOY_MODELS
 from latentween.server.config import LOOPBACK_NAMES, ServerConfig, is_loopback
 from latentween.server.errors import Forbidden, TimedOut, TooLarge, Unprocessable, one_line, quoted
 from latentween.settings import MorphSettings, free_text_fields
@@ -211,7 +211,7 @@ def check_settings_paths(settings, config: ServerConfig) -> None:
     """Settings that name files follow the same rule as keyframe paths: inside --allow-root. A model
     file can hold pickled code, so this is not only about reading. Fails closed: a text setting added
     later is checked unless it is listed as free text, and what is neither a name nor a path is refused."""
-    trusted = {config.model, "toy"}
+    trusted = {config.model, *TOY_MODELS}
     for name, value in _text_settings(settings):
         if name in FREE_TEXT or value in trusted:
             continue

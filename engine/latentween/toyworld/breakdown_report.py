@@ -19,12 +19,14 @@ def render_markdown(report: dict) -> list[str]:
     if not schemes:
         return []
     lines = ["", "## Failures: why a frame is not a true in-between", "",
-             "Each such frame gets the first kind that holds, in this order (toyworld/failures.py): "
+             "Each such frame gets the first kind that holds, in this order (toyworld/failures.py; the shapes "
+             "world's per object, toyworld/shapes_failures.py): "
              "`wrong count` (no object, or not one disk even in its own colour), `blend` (off-manifold and better "
-             "explained by a partly transparent mix of both keyframes' disks), `wrong colour` (one disk in a colour "
-             "the world has not, or a hue off the short arc between the keyframes'), `copy of a parent` (within "
+             "explained by a partly transparent mix of both keyframes), `wrong colour` (an object in a colour "
+             "the world has not, or a hue off the short arc between the keyframes'), `wrong shape` (shapes world: "
+             "an outline not of its kind, or parts the fitted objects do not explain), `copy of a parent` (within "
              f"{COPY_TOL:g} of the keyframes' distance from a keyframe the frame's fraction is not near), "
-             "`off-path` (any other valid disk). Cells: count (share of all in-between frames).", "",
+             "`off-path` (any other valid frame). Cells: count (share of all in-between frames).", "",
              "| scheme | frames | true in-between | " + " | ".join(KINDS) + " |", "|---" * (len(KINDS) + 3) + "|"]
     for name, s in schemes.items():
         b = s["failures"]
@@ -42,7 +44,9 @@ def render_markdown(report: dict) -> list[str]:
               "of the disk's coverage across its fitted edge (px; a world render's 1-px ramp is about 0.8); halo is "
               "the brightness excess (0-1) of a ring 1-3 px outside the edge over the frame's background; dark "
               "centre is the core's brightness deficit against mid-radius. First/last step: the parameter distance "
-              "of frames 0->1 and N-1->N over the sequence's median step (median over sequences; 1 = no pop).", "",
+              "of frames 0->1 and N-1->N over the sequence's median step (median over sequences; 1 = no pop). The "
+              "shapes world has no look measures (they are the disk's) and measures steps in the scorer's normalised "
+              "units.", "",
               "| scheme | edge width px (in-betweens / keyframes) | halo | dark centre | first step / median | "
               "last step / median | median step px |", "|---" * 7 + "|"]
     for name, s in schemes.items():

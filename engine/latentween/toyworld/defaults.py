@@ -11,12 +11,14 @@ from typing import Any
 from latentween.settings import MorphSettings, RuntimeSettings
 
 # The comparison runs every scheme as the paper does: DDIM at enough steps for the baselines, an
-# empty prompt (so guidance has nothing to do), a fixed seed, the shipped toy model and short sequences.
-EVAL_DEFAULTS: dict[str, Any] = {"model": "toy", "frames": 9, "steps": 50, "scheduler": "ddim", "guidance": 1.0,
+# empty prompt (so guidance has nothing to do), a fixed seed, the world's shipped toy model (None:
+# toy or toy-shapes, worlds.py) and short sequences.
+EVAL_DEFAULTS: dict[str, Any] = {"model": None, "frames": 9, "steps": 50, "scheduler": "ddim", "guidance": 1.0,
                                  "seed": 0}
 # Job settings an evaluation sets on every run, in the order of `latentween eval --help`
 SHARED_MORPH = ("model", "frames", "steps", "scheduler", "guidance", "seed", "min_noise", "max_noise")
 SHARED_RUNTIME = ("dtype",)
+WORLD_NAMES = ("disks", "shapes")  # worlds.WORLDS, named here so that the CLI parser loads no numpy
 
 
 def shared_field(name: str):

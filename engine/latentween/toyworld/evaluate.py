@@ -1,7 +1,8 @@
-"""`latentween eval`: the paper's comparison (METHOD.md 6) reproduced in the toy world.
+"""`latentween eval`: the paper's comparison (METHOD.md 6) reproduced in a toy world (worlds.py).
 
 Every scheme runs on the same seeded keyframe pairs through the product's own path (run_morph, the
-model manager, files on disk), and every frame is scored analytically (scorer.fit):
+model manager, files on disk), and every frame is scored analytically by the world's scorer (the
+disks world's below; the shapes world's per object, worlds.Shapes):
 - on-manifold rate of the in-between frames (the realism the paper's FID stands for);
 - in-betweenness: lambda of each frame's fitted disk between the keyframes' (metrics.inbetweenness),
   |lambda - f|, the share with lambda in [0, 1], the distance to the nearest keyframe, and the
@@ -15,15 +16,14 @@ model manager, files on disk), and every frame is scored analytically (scorer.fi
 from __future__ import annotations
 
 import json
-import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 
-from . import breakdown_report, edges, failures, metrics, scorer, world
+from . import breakdown_report, edges, failures, worlds
 from .defaults import shared_default
 from .failures import TRUE_INBETWEEN
 
@@ -34,7 +34,8 @@ SCHEMES = ("ours", "interpolate-only", "interpolate-denoise", "did", "did-no-sha
 class EvalConfig:
     """Settings shared with a morph job default as toyworld.defaults says; the rest are eval's own."""
 
-    model: str = shared_default("model")
+    world: str = "disks"  # worlds.WORLDS
+    model: Optional[str] = shared_default("model")  # None: the world's shipped model (toy, toy-shapes)
     pairs: int = 50
     frames: int = shared_default("frames")
     schemes: Sequence[str] = SCHEMES
@@ -48,20 +49,9 @@ class EvalConfig:
     samplers: Sequence[tuple[str, int]] = ()
     scheduler: str = shared_default("scheduler")
     dtype: str = shared_default("dtype")
-    distance: tuple[float, float] = (16.0, 24.0)
+    distance: Optional[tuple[float, float]] = None  # px each object moves; None: the world's own range
     grid_pairs: int = 4
     worst_pairs: int = 6
-
-
-def make_pairs(n: int, seed: int, distance: tuple[float, float] = (16.0, 24.0)) -> list[tuple[world.DiskParams, world.DiskParams]]:
-    """Seeded keyframe pairs: any colours and radii, centres `distance` px apart (the probe's ~20)."""
-    rng = np.random.default_rng(seed)
-    pairs = []
-    while len(pairs) < n:
-        a, b = world.sample_params(rng, 2)
-        if distance[0] <= math.hypot(a.x - b.x, a.y - b.y) <= distance[1]:
-            pairs.append((a, b))
-    return pairs
 
 
 @dataclass
@@ -86,6 +76,13 @@ class SchemeResult:
     seconds: float = 0.0
     unet_evaluations: int = 0
     frames_made: int = 0
+
+    def add_sequence(self, on, lam, near, kinds) -> None:
+        """One pair's in-betweens: on-manifold, lambda, nearest-keyframe distance and failure kind of each."""
+        self.on.append(on)
+        self.lam.append(lam)
+        self.near.append(near)
+        self.kinds.append(kinds)
 
     def summary(self) -> dict:
         on = np.array(self.on, bool)
@@ -137,8 +134,9 @@ def run_scheme(name: str, pairs, files, config: EvalConfig, manager, out: Path,
                              candidates=1, align="features" if name == "ours-aligned" else "none")
     fractions = settings.frame_fractions()
     result = SchemeResult(name, fractions)
+    scene_world = worlds.WORLDS[config.world]
     pipe_vae = manager.get(config.model).vae
-    for k, ((a, b), (fa, fb)) in enumerate(zip(pairs, files)):
+    for k, (pair, (fa, fb)) in enumerate(zip(pairs, files)):
         folder = out / "runs" / name / f"{k:03d}"
         started = time.perf_counter()
         manifest = run_morph([read_image(fa), read_image(fb)], folder, settings, RuntimeSettings(max_batch=16, dtype=config.dtype), manager)
@@ -148,7 +146,7 @@ def run_scheme(name: str, pairs, files, config: EvalConfig, manager, out: Path,
         images = [_read_rgb(folder / e["file"]) for e in manifest["frames"]]
         result.endpoint_error = max(result.endpoint_error, float(np.abs(images[0].astype(int) - _read_rgb(fa).astype(int)).max()),
                                     float(np.abs(images[-1].astype(int) - _read_rgb(fb).astype(int)).max()))
-        _score_sequence(result, images, fractions)
+        scene_world.score(result, images, fractions, pair)
         latents = _vae_latents(pipe_vae, images, torch)
         steps = np.linalg.norm(np.diff(latents.reshape(len(images), -1), axis=0), axis=1)
         result.ppl_latent.append(float(steps.sum()))
@@ -156,33 +154,6 @@ def run_scheme(name: str, pairs, files, config: EvalConfig, manager, out: Path,
         if progress is not None:
             progress(name, k + 1, len(pairs))
     return result
-
-
-def _score_sequence(result: SchemeResult, images: list[np.ndarray], fractions: list[float]) -> None:
-    fits = [scorer.fit(im) for im in images]
-    ka, kb = fits[0].params, fits[-1].params
-    on, lam, near, kinds = [], [], [], []
-    for image, fit, f in zip(images[1:-1], fits[1:-1], fractions[1:-1]):
-        kinds.append(failures.classify(image, f, ka, kb, fit))
-        result.look_inbetweens.append(edges.frame_measures(image, fit.params))
-        on.append(bool(fit.on_manifold))
-        if fit.params is None or ka is None or kb is None:
-            lam.append(None)
-            near.append(None)
-        else:
-            lam.append(metrics.inbetweenness(fit.params, ka, kb))
-            near.append(metrics.keyframe_distance(fit.params, ka, kb))
-    result.on.append(on)
-    result.lam.append(lam)
-    result.near.append(near)
-    result.kinds.append(kinds)
-    result.look_keyframes += [edges.frame_measures(images[i], fits[i].params) for i in (0, -1)]
-    if all(f.params is not None for f in fits):
-        seq = [f.params for f in fits]
-        result.end_steps.append(edges.end_steps(seq))
-        result.ppl.append(metrics.path_length(seq))
-        result.pdv.append(metrics.path_deviation(seq))
-        result.monotone.append(metrics.monotonicity(seq))
 
 
 def _read_rgb(path) -> np.ndarray:
@@ -201,13 +172,14 @@ def evaluate(config: EvalConfig, out: str | Path, manager=None, progress=None) -
     """Run every scheme (and the noise sweep) and write report.json, report.md, grid.png and worst.png to `out`."""
     from latentween.models import ModelManager
 
-    out = Path(out)
-    (out / "keyframes").mkdir(parents=True, exist_ok=True)
     from latentween.settings import RuntimeSettings
 
+    out = Path(out)
+    scene_world = worlds.WORLDS[config.world]
+    config = replace(config, model=config.model or scene_world.model, distance=config.distance or scene_world.distance)
     manager = manager or ModelManager(RuntimeSettings(dtype=config.dtype))
-    pairs = make_pairs(config.pairs, config.seed, config.distance)
-    files = write_keyframes(out / "keyframes", pairs)
+    pairs = scene_world.make_pairs(config.pairs, config.seed, config.distance)
+    files = write_keyframes(out / "keyframes", pairs, scene_world)
     started = time.perf_counter()
     results = {name: run_scheme(name, pairs, files, config, manager, out, progress=progress) for name in config.schemes}
     sweep = {}
@@ -236,14 +208,14 @@ def evaluate(config: EvalConfig, out: str | Path, manager=None, progress=None) -
     return report
 
 
-def write_keyframes(folder: Path, pairs) -> list[tuple[Path, Path]]:
+def write_keyframes(folder: Path, pairs, scene_world=worlds.WORLDS["disks"]) -> list[tuple[Path, Path]]:
     """Each pair's two keyframes rendered to folder/NNN_a.png and NNN_b.png."""
     folder.mkdir(parents=True, exist_ok=True)
     files = []
     for k, (a, b) in enumerate(pairs):
         fa, fb = folder / f"{k:03d}_a.png", folder / f"{k:03d}_b.png"
-        _write_rgb(fa, world.render(a))
-        _write_rgb(fb, world.render(b))
+        _write_rgb(fa, scene_world.render(a))
+        _write_rgb(fb, scene_world.render(b))
         files.append((fa, fb))
     return files
 
@@ -264,8 +236,9 @@ def _fmt(v, digits=2) -> str:
 
 def render_markdown(report: dict) -> str:
     c = report["config"]
-    lines = [f"# Toy-world evaluation", "",
-             f"{c['pairs']} seeded pairs (seed {c['seed']}, centres {c['distance'][0]:.0f}-{c['distance'][1]:.0f} px apart), "
+    scene_world = worlds.WORLDS[c.get("world", "disks")]
+    lines = [f"# Toy-world evaluation: {scene_world.name}", "",
+             f"{c['pairs']} seeded pairs (seed {c['seed']}, {scene_world.describe(c['distance'])}), "
              f"{c['frames']} frames, {c.get('scheduler', 'ddim')} {c['steps']} steps, guidance {c['guidance']}, noise {c['min_noise']}-{c['max_noise']}, "
              f"model `{c['model']}`. True in-between: on-manifold and |lambda - f| <= {TRUE_INBETWEEN}. "
              f"PPL/PDV: sum/std of adjacent-frame distances (docs/method.md, definition (b)) in fitted-parameter px and in "

@@ -29,9 +29,10 @@ import numpy as np
 from . import metrics, scorer, world
 
 TRUE_INBETWEEN = 0.1
-KINDS = ("wrong count", "blend", "wrong colour", "copy of a parent", "off-path")
-CODES = {"wrong count": "CNT", "blend": "BLD", "wrong colour": "COL", "copy of a parent": "CPY", "off-path": "OFF",
-         None: "ok"}
+# `wrong shape` is the shapes world's (shapes_failures.py); a disk frame never gets it.
+KINDS = ("wrong count", "blend", "wrong colour", "wrong shape", "copy of a parent", "off-path")
+CODES = {"wrong count": "CNT", "blend": "BLD", "wrong colour": "COL", "wrong shape": "SHP", "copy of a parent": "CPY",
+         "off-path": "OFF", None: "ok"}
 BLEND_MIN, BLEND_MAX = 0.15, 0.85
 HUE_TOL = 10.0  # degrees: the palette's jitter is +-8, so a keyframe's own hue passes
 COPY_TOL = 0.1  # share of the keyframes' parameter distance: the same tolerance as lambda's
