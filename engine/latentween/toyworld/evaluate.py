@@ -241,7 +241,7 @@ def render_markdown(report: dict) -> str:
              f"{c['pairs']} seeded pairs (seed {c['seed']}, {scene_world.describe(c['distance'])}), "
              f"{c['frames']} frames, {c.get('scheduler', 'ddim')} {c['steps']} steps, guidance {c['guidance']}, noise {c['min_noise']}-{c['max_noise']}, "
              f"model `{c['model']}`. True in-between: on-manifold and |lambda - f| <= {TRUE_INBETWEEN}. "
-             f"PPL/PDV: sum/std of adjacent-frame distances (docs/method.md, definition (b)) in fitted-parameter px and in "
+             f"PPL/PDV: sum/std of adjacent-frame distances (docs/method.md, definition (b)) in {scene_world.units} and in "
              f"the model's VAE latent space (L2).", "",
              "Schemes: `ours` is the paper's method with alignment off (`--align none`); `ours-aligned` is what "
              "`latentween morph` does by default (`--align auto`, which aligns the keyframes by diffusion features when "

@@ -22,6 +22,7 @@ class Disks:
     name = "disks"
     model = "toy"
     distance = (16.0, 24.0)
+    units = "fitted-parameter px"  # of the path measures (PPL, PDV, steps)
 
     def make_pairs(self, n: int, seed: int, distance: tuple[float, float] = distance) -> list:
         """Seeded pairs: any colours and radii, centres `distance` px apart (the probe's ~20)."""
@@ -70,6 +71,7 @@ class Shapes:
     name = "shapes"
     model = "toy-shapes"
     distance = (10.0, 20.0)
+    units = "the shapes scorer's normalised parameter units"
 
     def make_pairs(self, n: int, seed: int, distance: tuple[float, float] = distance) -> list:
         """shapes.make_pairs: every object moves `distance` px, turns up to 30 degrees, scales up to 1.25x."""
