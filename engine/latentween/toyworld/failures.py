@@ -63,11 +63,11 @@ def own_colour_residual(img: np.ndarray, params: world.DiskParams, colour: np.nd
     return float(((error > scorer.PIXEL_TOL) & ~band).mean())
 
 
-def blend_weights(img: np.ndarray, a: world.DiskParams, b: world.DiskParams) -> tuple[float, float, float]:
-    """Least-squares (w_a, w_b) of img - background = w_a (A - bg) + w_b (B - bg), and the mix's RMS."""
-    h = img.shape[0]
+def mix_weights(img: np.ndarray, key_a: np.ndarray, key_b: np.ndarray) -> tuple[float, float, float]:
+    """Least-squares (w_a, w_b) of img - background = w_a (A - bg) + w_b (B - bg) for the rendered
+    keyframes A and B (float images of any world), and the mix's RMS."""
     y = (img - world.BACKGROUND).ravel()
-    basis = np.stack([(world.render_float(k, h) - world.BACKGROUND).ravel() for k in (a, b)], axis=1)
+    basis = np.stack([(k - world.BACKGROUND).ravel() for k in (key_a, key_b)], axis=1)
     w, *_ = np.linalg.lstsq(basis, y, rcond=None)
     rms = float(np.sqrt(np.mean((y - basis @ w) ** 2)))
     return float(w[0]), float(w[1]), rms
@@ -101,7 +101,8 @@ def classify(image: np.ndarray, f: float, a: Optional[world.DiskParams], b: Opti
     single = render_in(p, colour, img.shape[0])
     if not fit.on_manifold:
         if paired:
-            wa, wb, mix_rms = blend_weights(img, a, b)
+            h = img.shape[0]
+            wa, wb, mix_rms = mix_weights(img, world.render_float(a, h), world.render_float(b, h))
             single_rms = float(np.sqrt(np.mean((img - single) ** 2)))
             if BLEND_MIN <= min(wa, wb) <= BLEND_MAX and mix_rms < single_rms:
                 return "blend"

@@ -23,6 +23,7 @@ from typing import Optional
 import numpy as np
 
 from . import MODEL_DIR, SHAPES_MODEL_DIR, scorer, world
+from .defaults import WORLD_NAMES
 
 
 def load_pipeline(model: Path | str = MODEL_DIR):
@@ -99,7 +100,7 @@ def grid(images: np.ndarray, cols: int = 10) -> np.ndarray:
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m latentween.toyworld.sample_check", description=__doc__.split("\n")[0])
-    parser.add_argument("--world", choices=("disks", "shapes"), default="disks")
+    parser.add_argument("--world", choices=WORLD_NAMES, default="disks")
     parser.add_argument("--model", type=Path, default=None,
                         help="diffusers folder (default: the world's shipped model, model/ or model_shapes/)")
     parser.add_argument("--n", type=int, default=200)
@@ -115,12 +116,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     pipe = load_pipeline(args.model or (MODEL_DIR if args.world == "disks" else SHAPES_MODEL_DIR))
     if args.world == "shapes":
         prompts, scenes = shapes_prompts(args.n, args.seed)
-        images = sample(pipe, prompts, args.guidance, args.steps, args.seed)
-        result = shapes_score(images, scenes)
     else:
         prompts = prompts_for(args.n)
-        images = sample(pipe, prompts, args.guidance, args.steps, args.seed)
-        result = score(images, prompts)
+    images = sample(pipe, prompts, args.guidance, args.steps, args.seed)
+    result = shapes_score(images, scenes) if args.world == "shapes" else score(images, prompts)
     result.update(guidance=args.guidance, ddim_steps=args.steps, seed=args.seed, seconds=round(time.monotonic() - start, 1))
     if args.grid is not None:
         import cv2

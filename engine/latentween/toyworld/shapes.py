@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -124,12 +124,14 @@ def coverage(shape: Shape, size: int = SIZE) -> np.ndarray:
     return np.clip(0.5 - signed_distance(shape, size), 0.0, 1.0)
 
 
-def render_float(scene: Scene, size: int = SIZE) -> np.ndarray:
-    """The scene as float RGB in [0, 1], shape (size, size, 3); objects composited in order."""
+def render_float(scene: Scene, size: int = SIZE, colours: Optional[Sequence[Optional[np.ndarray]]] = None) -> np.ndarray:
+    """The scene as float RGB in [0, 1], shape (size, size, 3); objects composited in order, each in
+    the world's colour of its hue or, where `colours` gives one, in that RGB colour."""
     img = np.broadcast_to(BACKGROUND, (size, size, 3)).copy()
-    for obj in scene.objects:
+    for k, obj in enumerate(scene.objects):
         alpha = coverage(obj, size)[..., None]
-        img = (1.0 - alpha) * img + alpha * hue_to_rgb(obj.hue)
+        colour = colours[k] if colours is not None and colours[k] is not None else hue_to_rgb(obj.hue)
+        img = (1.0 - alpha) * img + alpha * colour
     return img
 
 

@@ -22,21 +22,11 @@ from typing import Optional
 import numpy as np
 
 from . import shapes, shapes_scorer
-from .failures import BLEND_MAX, BLEND_MIN, COPY_TOL, TRUE_INBETWEEN, hue_between, world_colour
+from .failures import BLEND_MAX, BLEND_MIN, COPY_TOL, TRUE_INBETWEEN, hue_between, mix_weights, world_colour
 from .scorer import as_float_image
 from .shapes import Scene
-from .world import BACKGROUND
 
 CORE_INSET = 1.5  # px inside the fitted outline: past a decoder's soft edge, so the core is the object's colour
-
-
-def blend_weights(img: np.ndarray, a: Scene, b: Scene) -> tuple[float, float, float]:
-    """Least-squares (w_a, w_b) of img - background = w_a (A - bg) + w_b (B - bg), and the mix's RMS."""
-    h = img.shape[0]
-    y = (img - BACKGROUND).ravel()
-    basis = np.stack([(shapes.render_float(k, h) - BACKGROUND).ravel() for k in (a, b)], axis=1)
-    w, *_ = np.linalg.lstsq(basis, y, rcond=None)
-    return float(w[0]), float(w[1]), float(np.sqrt(np.mean((y - basis @ w) ** 2)))
 
 
 def core_colours(img: np.ndarray, objects) -> list[Optional[np.ndarray]]:
@@ -47,16 +37,6 @@ def core_colours(img: np.ndarray, objects) -> list[Optional[np.ndarray]]:
         inside = shapes.signed_distance(o, h) <= -CORE_INSET
         out.append(np.median(img[inside], axis=0) if inside.sum() >= 4 else None)
     return out
-
-
-def render_in_own_colours(objects, colours, size: int) -> np.ndarray:
-    """The fitted objects composited as shapes.render_float does, each in its own (core) colour: the best
-    scene of these outlines whether or not the world has its colours."""
-    img = np.broadcast_to(BACKGROUND, (size, size, 3)).copy()
-    for o, colour in zip(objects, colours):
-        alpha = shapes.coverage(o, size)[..., None]
-        img = (1.0 - alpha) * img + alpha * (shapes.hue_to_rgb(o.hue) if colour is None else colour)
-    return img
 
 
 def _wrong_colour(img: np.ndarray, fit: shapes_scorer.SceneFit, a: Scene, b: Scene) -> bool:
@@ -94,8 +74,10 @@ def classify(image: np.ndarray, f: float, a: Scene, b: Scene,
     if fit.valid and all(abs(lam - f) <= TRUE_INBETWEEN for lam in lambdas):
         return None
     if not fit.valid:
-        wa, wb, mix_rms = blend_weights(img, a, b)
-        own = render_in_own_colours(fit.objects, core_colours(img, fit.objects), img.shape[0])
+        h = img.shape[0]
+        wa, wb, mix_rms = mix_weights(img, shapes.render_float(a, h), shapes.render_float(b, h))
+        # the fitted outlines in the frame's own colours: the best scene of them, world colours or not
+        own = shapes.render_float(fit.scene, h, colours=core_colours(img, fit.objects))
         own_rms = float(np.sqrt(np.mean((img - own) ** 2)))
         if BLEND_MIN <= min(wa, wb) <= BLEND_MAX and mix_rms < own_rms:
             return "blend"

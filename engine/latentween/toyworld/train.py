@@ -43,6 +43,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from . import shapes, world
+from .defaults import WORLD_NAMES
 
 MAX_TOKENS = 16
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>")
@@ -338,7 +339,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--steps-vae", type=int, default=None, help="exact VAE steps (overrides the minutes)")
     parser.add_argument("--steps-unet", type=int, default=None, help="exact UNet steps (overrides the minutes)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--world", choices=("disks", "shapes"), default="disks", help="toy world to train on")
+    parser.add_argument("--world", choices=WORLD_NAMES, default="disks", help="toy world to train on")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args(argv)
     for flag in ("steps_vae", "steps_unet"):
